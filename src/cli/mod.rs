@@ -1,0 +1,61 @@
+//! Argument definitions and the dispatch to each subcommand.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+
+mod detect;
+
+/// Where the default models live once installed.
+pub const SYSTEM_MODEL_DIR: &str = "/usr/share/emotiond/models";
+
+/// emotiond: finds faces and their expressions in camera frames and images.
+#[derive(Debug, Parser)]
+#[command(name = "emotiond", version, about, long_about = None)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Find faces in image files and print their boxes (OpenCV's detectMultiScale, box for box).
+    Detect(detect::DetectArgs),
+}
+
+/// Runs the parsed command line.
+pub fn run(args: Args) -> Result<()> {
+    match args.command {
+        Command::Detect(a) => detect::run(a),
+    }
+}
+
+/// Finds a model file: an explicit path always wins; otherwise `name` is looked up in `./models/`, then
+/// in the data directory beside the installed binary (`<prefix>/share/emotiond/models/`), then in
+/// `/usr/share/emotiond/models/`. A miss names every place tried.
+pub fn find_model(explicit: Option<&Path>, name: &str, flag: &str) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        if !p.is_file() {
+            bail!("{flag} {}: no such file", p.display());
+        }
+        return Ok(p.to_path_buf());
+    }
+    let mut tried = vec![PathBuf::from("models").join(name)];
+    if let Some(prefix) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().and_then(Path::parent).map(Path::to_path_buf))
+    {
+        tried.push(prefix.join("share/emotiond/models").join(name));
+    }
+    tried.push(Path::new(SYSTEM_MODEL_DIR).join(name));
+    tried.dedup();
+    if let Some(found) = tried.iter().find(|p| p.is_file()) {
+        return Ok(found.clone());
+    }
+    let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    bail!(
+        "cannot find {name}; looked in: {}. Pass {flag} PATH, or run scripts/fetch-models from the source tree",
+        list.join(", ")
+    )
+}

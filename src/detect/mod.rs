@@ -1,0 +1,376 @@
+//! Viola-Jones face detection that gives the same boxes as OpenCV's
+//! `CascadeClassifier::detectMultiScale`.
+//!
+//! A [`Cascade`] is read once from one of OpenCV's XML files (Haar or LBP, current or old layout). A
+//! [`Detector`] owns it together with every per-frame buffer (pyramid level, integral tables, candidate
+//! list), so detecting on a stream of frames of one size allocates nothing after the first frame.
+//!
+//! The procedure is OpenCV 4.x's, step for step:
+//! 1. scales `f = 1, s, s^2, ...` while the window `round(24 f)` fits the image and `maxSize`; levels whose
+//!    window is below `minSize` are skipped;
+//! 2. each level is the input shrunk to `round(W / f) x round(H / f)` with OpenCV's bit-exact bilinear
+//!    resize ([`crate::resize`], `INTER_LINEAR_EXACT`), and its integral tables are built ([`integral`]);
+//! 3. windows are visited every 2 pixels (every pixel once `f >= 2`), one more column is skipped after a
+//!    window that fails stage 0, and rows are split into OpenCV's stripes (which can leave out the last
+//!    row of a level);
+//! 4. candidates are grouped with `groupRectangles(minNeighbors, 0.2)` ([`group`]) and clipped to the image.
+//!
+//! ```no_run
+//! use emotiond::detect::{Cascade, DetectParams, Detector};
+//! use emotiond::frame::GrayFrame;
+//!
+//! let cascade = Cascade::from_file("models/haarcascade_frontalface_default.xml")?;
+//! let mut detector = Detector::new(cascade);
+//! let frame = GrayFrame::filled(640, 480, 128);
+//! let faces = detector.detect(&frame, &DetectParams::fer())?;
+//! println!("{} faces", faces.len());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod cascade;
+mod evaluate;
+pub mod group;
+pub mod integral;
+
+pub use cascade::{Cascade, CascadeError, FeatureKind};
+
+use crate::frame::GrayFrame;
+use evaluate::{Compiled, Tables, Verdict};
+use group::{Grouper, GROUP_EPS};
+use crate::resize::Resizer;
+
+/// A box in image pixels, OpenCV's `cv::Rect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Rect {
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width.
+    pub w: i32,
+    /// Height.
+    pub h: i32,
+}
+
+impl Rect {
+    /// The box as `[x, y, w, h]`, the order OpenCV and the JSON output use.
+    pub fn to_array(self) -> [i32; 4] {
+        [self.x, self.y, self.w, self.h]
+    }
+}
+
+/// The parameters of `detectMultiScale`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectParams {
+    /// Pyramid step, `> 1` (OpenCV's `scaleFactor`).
+    pub scale_factor: f64,
+    /// A face needs more than this many raw candidates in its cluster (`minNeighbors`); 0 returns
+    /// every raw candidate ungrouped.
+    pub min_neighbors: i32,
+    /// Smallest face side in pixels; 0 for no limit (`minSize`).
+    pub min_size: usize,
+    /// Largest face side in pixels; 0 for no limit (`maxSize`).
+    pub max_size: usize,
+}
+
+impl DetectParams {
+    /// The `fer` package's parameters, emotiond's defaults: scale 1.1, 5 neighbours, faces of at least
+    /// 50 pixels.
+    pub fn fer() -> Self {
+        DetectParams {
+            scale_factor: 1.1,
+            min_neighbors: 5,
+            min_size: 50,
+            max_size: 0,
+        }
+    }
+
+    /// OpenCV's own defaults: scale 1.1, 3 neighbours, no size limits.
+    pub fn opencv() -> Self {
+        DetectParams {
+            scale_factor: 1.1,
+            min_neighbors: 3,
+            min_size: 0,
+            max_size: 0,
+        }
+    }
+
+    /// Checks the values OpenCV would reject or that cannot work.
+    pub fn validate(&self) -> Result<(), DetectError> {
+        if !(self.scale_factor.is_finite() && self.scale_factor > 1.0) {
+            return Err(DetectError::BadParam(format!(
+                "scale factor {} must be a number above 1 (1.1 is usual; larger is faster and coarser)",
+                self.scale_factor
+            )));
+        }
+        if self.min_neighbors < 0 {
+            return Err(DetectError::BadParam(format!(
+                "min neighbours {} must be 0 or more",
+                self.min_neighbors
+            )));
+        }
+        if self.max_size != 0 && self.max_size < self.min_size {
+            return Err(DetectError::BadParam(format!(
+                "max size {} is below min size {}",
+                self.max_size, self.min_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Default for DetectParams {
+    fn default() -> Self {
+        DetectParams::fer()
+    }
+}
+
+/// Why a detection could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// A parameter out of range.
+    #[error("bad detector parameter: {0}")]
+    BadParam(String),
+    /// The frame has no pixels.
+    #[error("the frame is empty (0x0); nothing to detect in")]
+    EmptyFrame,
+}
+
+/// One pyramid level's geometry.
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    scale: f32,
+    width: usize,
+    height: usize,
+}
+
+/// A cascade plus every buffer detection needs; reuse one per video stream.
+#[derive(Debug)]
+pub struct Detector {
+    cascade: Cascade,
+    compiled: Option<Compiled>,
+    levels: Vec<Level>,
+    level_pixels: Vec<u8>,
+    sum: Vec<i32>,
+    sqsum: Vec<i32>,
+    tilted: Vec<i32>,
+    tilted_scratch: Vec<i32>,
+    resizer: Resizer,
+    grouper: Grouper,
+}
+
+impl Detector {
+    /// A detector for `cascade`, with empty buffers.
+    pub fn new(cascade: Cascade) -> Detector {
+        Detector {
+            cascade,
+            compiled: None,
+            levels: Vec::new(),
+            level_pixels: Vec::new(),
+            sum: Vec::new(),
+            sqsum: Vec::new(),
+            tilted: Vec::new(),
+            tilted_scratch: Vec::new(),
+            resizer: Resizer::new(),
+            grouper: Grouper::new(),
+        }
+    }
+
+    /// The cascade this detector runs.
+    pub fn cascade(&self) -> &Cascade {
+        &self.cascade
+    }
+
+    /// Detects faces; the returned boxes are OpenCV's for the same gray image and parameters.
+    pub fn detect(&mut self, frame: &GrayFrame, params: &DetectParams) -> Result<Vec<Rect>, DetectError> {
+        let mut out = Vec::new();
+        self.detect_into(frame, params, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`Detector::detect`], writing into `out` (cleared first) so a caller can reuse it.
+    pub fn detect_into(
+        &mut self,
+        frame: &GrayFrame,
+        params: &DetectParams,
+        out: &mut Vec<Rect>,
+    ) -> Result<(), DetectError> {
+        params.validate()?;
+        out.clear();
+        if frame.is_empty() {
+            return Err(DetectError::EmptyFrame);
+        }
+        self.raw_candidates(frame, params, out);
+        self.grouper.group(out, params.min_neighbors, GROUP_EPS);
+        clip(out, frame.width() as i32, frame.height() as i32);
+        Ok(())
+    }
+
+    /// The pyramid scales OpenCV would use for this image size and these parameters.
+    fn plan_levels(&mut self, width: usize, height: usize, params: &DetectParams) {
+        self.levels.clear();
+        let (ww, wh) = self.cascade.window();
+        let (max_w, max_h) = if params.max_size == 0 {
+            (width as i64, height as i64)
+        } else {
+            (params.max_size as i64, params.max_size as i64)
+        };
+        let mut factor = 1.0f64;
+        loop {
+            let win_w = (ww as f64 * factor).round_ties_even() as i64;
+            let win_h = (wh as f64 * factor).round_ties_even() as i64;
+            if win_w > max_w || win_h > max_h || win_w > width as i64 || win_h > height as i64 {
+                break;
+            }
+            if win_w >= params.min_size as i64 && win_h >= params.min_size as i64 {
+                let scale = factor as f32;
+                self.levels.push(Level {
+                    scale,
+                    width: (width as f32 / scale).round_ties_even() as usize,
+                    height: (height as f32 / scale).round_ties_even() as usize,
+                });
+            }
+            factor *= params.scale_factor;
+        }
+    }
+
+    /// Every window that passes all stages, in OpenCV's single-thread order.
+    fn raw_candidates(&mut self, frame: &GrayFrame, params: &DetectParams, out: &mut Vec<Rect>) {
+        self.plan_levels(frame.width(), frame.height(), params);
+        let Some(first) = self.levels.first().copied() else {
+            return;
+        };
+        let (ww, wh) = self.cascade.window();
+        let stride = first.width + 1;
+        if self.compiled.as_ref().map(Compiled::stride) != Some(stride) {
+            self.compiled = Some(Compiled::new(&self.cascade, stride));
+        }
+        let table_len = stride * (first.height + 1);
+        let haar = self.cascade.kind() == FeatureKind::Haar;
+        let tilted = self.cascade.has_tilted_features();
+        self.sum.resize(table_len, 0);
+        if haar {
+            self.sqsum.resize(table_len, 0);
+        }
+        if tilted {
+            self.tilted.resize(table_len, 0);
+        }
+        // OpenCV splits rows into stripes sized from the first level's working width.
+        let working = |l: &Level| {
+            (
+                (l.width + 1).saturating_sub(ww),
+                (l.height + 1).saturating_sub(wh),
+            )
+        };
+        let nstripes = working(&first).0.div_ceil(32);
+        if nstripes == 0 {
+            return;
+        }
+        let compiled = self.compiled.as_ref().expect("compiled above");
+
+        for li in 0..self.levels.len() {
+            let level = self.levels[li];
+            let (lw, lh) = (level.width, level.height);
+            self.level_pixels.resize(lw * lh, 0);
+            self.resizer.resize_linear_exact(
+                frame.pixels(),
+                frame.width(),
+                frame.height(),
+                &mut self.level_pixels,
+                lw,
+                lh,
+            );
+            let sq = if haar { Some(&mut self.sqsum[..]) } else { None };
+            integral::integral(&self.level_pixels, lw, lh, stride, &mut self.sum, sq);
+            if tilted {
+                integral::tilted_integral(
+                    &self.level_pixels,
+                    lw,
+                    lh,
+                    stride,
+                    &mut self.tilted,
+                    &mut self.tilted_scratch,
+                );
+            }
+            let tables = Tables {
+                sum: &self.sum,
+                sqsum: &self.sqsum,
+                tilted: &self.tilted,
+            };
+            let (work_w, work_h) = working(&level);
+            let step = if level.scale >= 2.0 { 1 } else { 2 };
+            let stripe = ((work_h / step + nstripes - 1) / nstripes).max(1) * step;
+            let y_end = (nstripes * stripe).min(work_h);
+            let win_w = (ww as f32 * level.scale).round_ties_even() as i32;
+            let win_h = (wh as f32 * level.scale).round_ties_even() as i32;
+            for y in (0..y_end).step_by(step) {
+                let mut x = 0;
+                while x < work_w {
+                    match compiled.evaluate(&self.cascade, &tables, y * stride + x) {
+                        Verdict::Face => out.push(Rect {
+                            x: (x as f32 * level.scale).round_ties_even() as i32,
+                            y: (y as f32 * level.scale).round_ties_even() as i32,
+                            w: win_w,
+                            h: win_h,
+                        }),
+                        Verdict::Rejected(0) => x += step,
+                        Verdict::Rejected(_) | Verdict::Flat => {}
+                    }
+                    x += step;
+                }
+            }
+        }
+    }
+}
+
+/// OpenCV's `clipObjects`: intersect with the image, drop what becomes empty.
+fn clip(rects: &mut Vec<Rect>, width: i32, height: i32) {
+    rects.retain_mut(|r| {
+        let x0 = r.x.max(0);
+        let y0 = r.y.max(0);
+        let x1 = (r.x + r.w).min(width);
+        let y1 = (r.y + r.h).min(height);
+        if x1 > x0 && y1 > y0 {
+            *r = Rect {
+                x: x0,
+                y: y0,
+                w: x1 - x0,
+                h: y1 - y0,
+            };
+            true
+        } else {
+            false
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_are_checked() {
+        let mut p = DetectParams::fer();
+        assert!(p.validate().is_ok());
+        p.scale_factor = 1.0;
+        assert!(p.validate().unwrap_err().to_string().contains("above 1"));
+        p.scale_factor = f64::NAN;
+        assert!(p.validate().is_err());
+        let p = DetectParams {
+            max_size: 20,
+            ..DetectParams::fer()
+        };
+        assert!(p.validate().unwrap_err().to_string().contains("below min size"));
+    }
+
+    #[test]
+    fn clip_trims_and_drops() {
+        let mut r = vec![
+            Rect { x: -5, y: 2, w: 10, h: 10 },
+            Rect { x: 20, y: 20, w: 5, h: 5 },
+            Rect { x: 8, y: 8, w: 5, h: 5 },
+        ];
+        clip(&mut r, 10, 10);
+        assert_eq!(r, vec![Rect { x: 0, y: 2, w: 5, h: 8 }, Rect { x: 8, y: 8, w: 2, h: 2 }]);
+    }
+}

