@@ -19,13 +19,15 @@
 /// Per-axis interpolation table: the first source index and the two weights of each output index.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct AxisTable {
-    index: Vec<usize>,
+    index: Vec<i64>,
     weights: Vec<[i32; 2]>,
 }
 
 impl AxisTable {
-    /// Fills the table for `src` input and `dst` output samples.
-    fn fill(&mut self, src: usize, dst: usize) {
+    /// Fills the table for `src` input and `dst` output samples. `clamp` is OpenCV's treatment of
+    /// the horizontal axis (outside positions take weight 0 on the edge pixel); the vertical axis is not
+    /// clamped there: an outside position keeps its fractional weights and both taps read the edge row.
+    fn fill(&mut self, src: usize, dst: usize, clamp: bool) {
         self.index.clear();
         self.weights.clear();
         let scale = src as f64 / dst as f64;
@@ -33,17 +35,19 @@ impl AxisTable {
             let fx = ((d as f64 + 0.5) * scale - 0.5) as f32;
             let mut s = fx.floor() as i64;
             let mut f = fx - s as f32;
-            if s < 0 {
-                f = 0.0;
-                s = 0;
-            }
-            if s >= src as i64 - 1 {
-                f = 0.0;
-                s = src as i64 - 1;
+            if clamp {
+                if s < 0 {
+                    f = 0.0;
+                    s = 0;
+                }
+                if s >= src as i64 - 1 {
+                    f = 0.0;
+                    s = src as i64 - 1;
+                }
             }
             let w0 = ((1.0f32 - f) * 2048.0).round_ties_even() as i32;
             let w1 = (f * 2048.0).round_ties_even() as i32;
-            self.index.push(s as usize);
+            self.index.push(s);
             self.weights.push([w0, w1]);
         }
     }
@@ -138,8 +142,19 @@ impl Resizer {
             dst[..dw * dh].copy_from_slice(&src[..sw * sh]);
             return;
         }
-        self.xs.fill(sw, dw);
-        self.ys.fill(sh, dh);
+        if sw == 2 * dw && sh == 2 * dh {
+            // OpenCV switches an exact halving to INTER_AREA: the rounded mean of each 2x2 block.
+            for y in 0..dh {
+                let (a, b) = (&src[2 * y * sw..], &src[(2 * y + 1) * sw..]);
+                for x in 0..dw {
+                    let s = a[2 * x] as u32 + a[2 * x + 1] as u32 + b[2 * x] as u32 + b[2 * x + 1] as u32;
+                    dst[y * dw + x] = ((s + 2) >> 2) as u8;
+                }
+            }
+            return;
+        }
+        self.xs.fill(sw, dw, true);
+        self.ys.fill(sh, dh, false);
         for r in &mut self.rows {
             r.clear();
             r.resize(dw, 0);
@@ -147,8 +162,9 @@ impl Resizer {
         self.row_src = [usize::MAX; 2];
 
         for dy in 0..dh {
-            let sy0 = self.ys.index[dy];
-            let sy1 = (sy0 + 1).min(sh - 1);
+            let last = sh as i64 - 1;
+            let sy0 = self.ys.index[dy].clamp(0, last) as usize;
+            let sy1 = (self.ys.index[dy] + 1).clamp(0, last) as usize;
             let [b0, b1] = self.ys.weights[dy];
             // Keep the horizontal pass of each source row while consecutive output rows need it.
             let slot0 = self.horizontal(src, sw, sy0, None);
@@ -246,6 +262,7 @@ impl Resizer {
         let line = &src[sy * sw..(sy + 1) * sw];
         let row = &mut self.rows[slot];
         for ((o, &sx), &[a0, a1]) in row.iter_mut().zip(&self.xs.index).zip(&self.xs.weights) {
+            let sx = sx as usize;
             let p0 = line[sx] as i32;
             let p1 = line[(sx + 1).min(sw - 1)] as i32;
             *o = p0 * a0 + p1 * a1;
