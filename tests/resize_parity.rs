@@ -17,7 +17,10 @@ fn reference() -> Value {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
@@ -28,8 +31,16 @@ fn resizes_match_opencv_bit_for_bit() {
     let cases = reference["resize"].as_array().unwrap();
     for case in cases {
         let name = case["image"].as_str().unwrap();
-        let img = load_gray(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/images").join(name)).unwrap();
-        let (dw, dh) = (case["width"].as_u64().unwrap() as usize, case["height"].as_u64().unwrap() as usize);
+        let img = load_gray(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/images")
+                .join(name),
+        )
+        .unwrap();
+        let (dw, dh) = (
+            case["width"].as_u64().unwrap() as usize,
+            case["height"].as_u64().unwrap() as usize,
+        );
         let mut out = vec![0u8; dw * dh];
         resizer.resize_linear(img.pixels(), img.width(), img.height(), &mut out, dw, dh);
         if hex(&out) != case["linear"].as_str().unwrap() {
@@ -50,5 +61,8 @@ fn gray_conversion_matches_opencv_on_every_colour() {
     for v in 0u32..1 << 24 {
         gray.push(rgb_to_gray((v >> 16) as u8, (v >> 8) as u8, v as u8));
     }
-    assert_eq!(hex(&gray), reference()["gray_all_colours_sha256"].as_str().unwrap());
+    assert_eq!(
+        hex(&gray),
+        reference()["gray_all_colours_sha256"].as_str().unwrap()
+    );
 }

@@ -138,7 +138,10 @@ fn print_table(out: &mut impl Write, results: &[ImageFaces]) -> std::io::Result<
 }
 
 fn annotated_name(image: &Path) -> String {
-    let stem = image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+    let stem = image
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
     format!("{stem}.annotated.png")
 }
 

@@ -298,7 +298,12 @@ impl Cascade {
             }
         }
         for (fi, r) in self.lbp.iter().enumerate() {
-            if r.x < 0 || r.y < 0 || r.w <= 0 || r.h <= 0 || r.x + 3 * r.w > ww || r.y + 3 * r.h > wh
+            if r.x < 0
+                || r.y < 0
+                || r.w <= 0
+                || r.h <= 0
+                || r.x + 3 * r.w > ww
+                || r.y + 3 * r.h > wh
             {
                 return Err(p.invalid(
                     top,
@@ -400,7 +405,12 @@ impl Parser<'_> {
         Ok(value as i32)
     }
 
-    fn window_size(&self, node: XmlNode<'_, '_>, w: f64, h: f64) -> Result<(usize, usize), CascadeError> {
+    fn window_size(
+        &self,
+        node: XmlNode<'_, '_>,
+        w: f64,
+        h: f64,
+    ) -> Result<(usize, usize), CascadeError> {
         let (w, h) = (self.int(node, w)?, self.int(node, h)?);
         if w <= 0 || h <= 0 || w > 4096 || h > 4096 {
             return Err(self.invalid(node, format!("window size {w}x{h} is not usable")));
@@ -588,7 +598,10 @@ impl Parser<'_> {
                 other => {
                     return Err(self.invalid(
                         *item,
-                        format!("a Haar rect needs 5 numbers (x y w h weight), found {}", other.len()),
+                        format!(
+                            "a Haar rect needs 5 numbers (x y w h weight), found {}",
+                            other.len()
+                        ),
                     ))
                 }
             }
@@ -711,7 +724,18 @@ mod tests {
         assert!(c.is_stump_based());
         assert_eq!(c.stages[0].threshold, -1.0f32 - 1e-5);
         assert_eq!(c.leaves, vec![1.0, -1.0]);
-        assert_eq!(c.haar[0].rects[1], (WinRect { x: 2, y: 0, w: 2, h: 4 }, 1.0));
+        assert_eq!(
+            c.haar[0].rects[1],
+            (
+                WinRect {
+                    x: 2,
+                    y: 0,
+                    w: 2,
+                    h: 4
+                },
+                1.0
+            )
+        );
     }
 
     fn err(text: &str) -> String {

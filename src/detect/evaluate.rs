@@ -51,7 +51,11 @@ struct HaarOpt {
 impl HaarOpt {
     #[inline(always)]
     fn value(&self, tables: &Tables<'_>, base: usize) -> f32 {
-        let t = if self.tilted { tables.tilted } else { tables.sum };
+        let t = if self.tilted {
+            tables.tilted
+        } else {
+            tables.sum
+        };
         let mut v = self.weights[0] * rect_sum(t, base, &self.corners[0]) as f32
             + self.weights[1] * rect_sum(t, base, &self.corners[1]) as f32;
         if self.weights[2] != 0.0 {
@@ -125,7 +129,13 @@ impl Compiled {
             .haar
             .iter()
             .map(|f| {
-                let c = |r: &WinRect| if f.tilted { tilted_corners(r, stride) } else { corners(r, stride) };
+                let c = |r: &WinRect| {
+                    if f.tilted {
+                        tilted_corners(r, stride)
+                    } else {
+                        corners(r, stride)
+                    }
+                };
                 HaarOpt {
                     corners: [c(&f.rects[0].0), c(&f.rects[1].0), c(&f.rects[2].0)],
                     weights: [f.rects[0].1, f.rects[1].1, f.rects[2].1],
@@ -140,7 +150,9 @@ impl Compiled {
                 let mut points = [0; 16];
                 for (j, row) in points.chunks_exact_mut(4).enumerate() {
                     for (i, p) in row.iter_mut().enumerate() {
-                        *p = (r.y as usize + j * r.h as usize) * stride + r.x as usize + i * r.w as usize;
+                        *p = (r.y as usize + j * r.h as usize) * stride
+                            + r.x as usize
+                            + i * r.w as usize;
                     }
                 }
                 LbpOpt { points }
@@ -182,10 +194,14 @@ impl Compiled {
                 if !textured {
                     return Verdict::Flat;
                 }
-                self.run_stages(cascade, |node_feature, threshold| {
-                    let v = self.haar[node_feature].value(tables, base) * factor;
-                    v < threshold
-                }, |_| unreachable!("Haar nodes carry thresholds"))
+                self.run_stages(
+                    cascade,
+                    |node_feature, threshold| {
+                        let v = self.haar[node_feature].value(tables, base) * factor;
+                        v < threshold
+                    },
+                    |_| unreachable!("Haar nodes carry thresholds"),
+                )
             }
             FeatureKind::Lbp => self.run_stages(
                 cascade,

@@ -167,7 +167,9 @@ mod tests {
         let a = r(0, 0, 100, 100);
         let b = r(15, 0, 100, 100);
         let c = r(30, 0, 100, 100);
-        assert!(similar(&a, &b, GROUP_EPS) && similar(&b, &c, GROUP_EPS) && !similar(&a, &c, GROUP_EPS));
+        assert!(
+            similar(&a, &b, GROUP_EPS) && similar(&b, &c, GROUP_EPS) && !similar(&a, &c, GROUP_EPS)
+        );
         let mut rects = vec![a, c, b];
         Grouper::new().group(&mut rects, 2, GROUP_EPS);
         assert_eq!(rects, vec![r(15, 0, 100, 100)]);

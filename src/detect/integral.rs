@@ -10,8 +10,18 @@
 ///
 /// # Panics
 /// When `stride < w + 1` or a table is shorter than `stride * (h + 1)`.
-pub fn integral(img: &[u8], w: usize, h: usize, stride: usize, sum: &mut [i32], sqsum: Option<&mut [i32]>) {
-    assert!(stride > w, "integral stride {stride} too small for width {w}");
+pub fn integral(
+    img: &[u8],
+    w: usize,
+    h: usize,
+    stride: usize,
+    sum: &mut [i32],
+    sqsum: Option<&mut [i32]>,
+) {
+    assert!(
+        stride > w,
+        "integral stride {stride} too small for width {w}"
+    );
     let len = stride * (h + 1);
     assert!(sum.len() >= len, "integral table too short");
     sum[..=w].fill(0);
@@ -64,8 +74,18 @@ pub fn integral(img: &[u8], w: usize, h: usize, stride: usize, sum: &mut [i32], 
 /// `-(h + 1) ..= w + h + 1` with the recurrence
 /// `T(X, Y) = T(X - 1, Y - 1) + T(X + 1, Y - 1) - T(X, Y - 2) + I(X - 1, Y - 1) + I(X - 1, Y - 2)`,
 /// and the columns `0 ..= w` are copied out.
-pub fn tilted_integral(img: &[u8], w: usize, h: usize, stride: usize, out: &mut [i32], scratch: &mut Vec<i32>) {
-    assert!(stride > w, "integral stride {stride} too small for width {w}");
+pub fn tilted_integral(
+    img: &[u8],
+    w: usize,
+    h: usize,
+    stride: usize,
+    out: &mut [i32],
+    scratch: &mut Vec<i32>,
+) {
+    assert!(
+        stride > w,
+        "integral stride {stride} too small for width {w}"
+    );
     assert!(out.len() >= stride * (h + 1), "integral table too short");
     let pad = h + 2;
     let ew = w + 2 * pad + 1; // extended columns: X = c - pad
@@ -92,7 +112,8 @@ pub fn tilted_integral(img: &[u8], w: usize, h: usize, stride: usize, out: &mut 
         }
     }
     for y in 0..=h {
-        out[y * stride..y * stride + w + 1].copy_from_slice(&scratch[y * ew + pad..y * ew + pad + w + 1]);
+        out[y * stride..y * stride + w + 1]
+            .copy_from_slice(&scratch[y * ew + pad..y * ew + pad + w + 1]);
     }
 }
 
@@ -168,7 +189,11 @@ mod tests {
                         }
                     }
                 }
-                assert_eq!(t[yy as usize * stride + xx as usize] as i64, s, "tilted at {xx},{yy}");
+                assert_eq!(
+                    t[yy as usize * stride + xx as usize] as i64,
+                    s,
+                    "tilted at {xx},{yy}"
+                );
             }
         }
     }

@@ -35,9 +35,9 @@ pub mod integral;
 pub use cascade::{Cascade, CascadeError, FeatureKind};
 
 use crate::frame::GrayFrame;
+use crate::resize::Resizer;
 use evaluate::{Compiled, Tables, Verdict};
 use group::{Grouper, GROUP_EPS};
-use crate::resize::Resizer;
 
 /// A box in image pixels, OpenCV's `cv::Rect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -182,7 +182,11 @@ impl Detector {
     }
 
     /// Detects faces; the returned boxes are OpenCV's for the same gray image and parameters.
-    pub fn detect(&mut self, frame: &GrayFrame, params: &DetectParams) -> Result<Vec<Rect>, DetectError> {
+    pub fn detect(
+        &mut self,
+        frame: &GrayFrame,
+        params: &DetectParams,
+    ) -> Result<Vec<Rect>, DetectError> {
         let mut out = Vec::new();
         self.detect_into(frame, params, &mut out)?;
         Ok(out)
@@ -280,7 +284,11 @@ impl Detector {
                 lw,
                 lh,
             );
-            let sq = if haar { Some(&mut self.sqsum[..]) } else { None };
+            let sq = if haar {
+                Some(&mut self.sqsum[..])
+            } else {
+                None
+            };
             integral::integral(&self.level_pixels, lw, lh, stride, &mut self.sum, sq);
             if tilted {
                 integral::tilted_integral(
@@ -299,7 +307,7 @@ impl Detector {
             };
             let (work_w, work_h) = working(&level);
             let step = if level.scale >= 2.0 { 1 } else { 2 };
-            let stripe = ((work_h / step + nstripes - 1) / nstripes).max(1) * step;
+            let stripe = (work_h / step).div_ceil(nstripes).max(1) * step;
             let y_end = (nstripes * stripe).min(work_h);
             let win_w = (ww as f32 * level.scale).round_ties_even() as i32;
             let win_h = (wh as f32 * level.scale).round_ties_even() as i32;
@@ -360,17 +368,52 @@ mod tests {
             max_size: 20,
             ..DetectParams::fer()
         };
-        assert!(p.validate().unwrap_err().to_string().contains("below min size"));
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("below min size"));
     }
 
     #[test]
     fn clip_trims_and_drops() {
         let mut r = vec![
-            Rect { x: -5, y: 2, w: 10, h: 10 },
-            Rect { x: 20, y: 20, w: 5, h: 5 },
-            Rect { x: 8, y: 8, w: 5, h: 5 },
+            Rect {
+                x: -5,
+                y: 2,
+                w: 10,
+                h: 10,
+            },
+            Rect {
+                x: 20,
+                y: 20,
+                w: 5,
+                h: 5,
+            },
+            Rect {
+                x: 8,
+                y: 8,
+                w: 5,
+                h: 5,
+            },
         ];
         clip(&mut r, 10, 10);
-        assert_eq!(r, vec![Rect { x: 0, y: 2, w: 5, h: 8 }, Rect { x: 8, y: 8, w: 2, h: 2 }]);
+        assert_eq!(
+            r,
+            vec![
+                Rect {
+                    x: 0,
+                    y: 2,
+                    w: 5,
+                    h: 8
+                },
+                Rect {
+                    x: 8,
+                    y: 8,
+                    w: 2,
+                    h: 2
+                }
+            ]
+        );
     }
 }

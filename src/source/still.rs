@@ -47,7 +47,8 @@ pub fn load_gray(path: impl AsRef<Path>) -> Result<GrayFrame, StillError> {
     let path = path.as_ref();
     let rgb = load_rgb(path)?;
     let (w, h) = rgb.dimensions();
-    Ok(GrayFrame::from_rgb8(w as usize, h as usize, rgb.as_raw()).expect("decoder gave w*h*3 bytes"))
+    Ok(GrayFrame::from_rgb8(w as usize, h as usize, rgb.as_raw())
+        .expect("decoder gave w*h*3 bytes"))
 }
 
 /// Loads an image file as 8-bit RGB (for drawing annotations over it).
