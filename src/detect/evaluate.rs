@@ -94,6 +94,27 @@ impl LbpOpt {
     }
 }
 
+/// A stump of a stump-based Haar cascade, with its feature inlined, in stage order (OpenCV's
+/// `Data::Stump` plus the feature's offsets).
+#[derive(Debug, Clone)]
+struct HaarStump {
+    corners: [[u32; 4]; 3],
+    weights: [f32; 3],
+    tilted: bool,
+    threshold: f32,
+    left: f32,
+    right: f32,
+}
+
+/// `p0 - p1 - p2 + p3` over a window slice.
+#[inline(always)]
+fn window_sum(w: &[i32], c: &[u32; 4]) -> i32 {
+    w[c[0] as usize]
+        .wrapping_sub(w[c[1] as usize])
+        .wrapping_sub(w[c[2] as usize])
+        .wrapping_add(w[c[3] as usize])
+}
+
 /// The integral tables of one pyramid level.
 pub(crate) struct Tables<'a> {
     pub sum: &'a [i32],
@@ -118,6 +139,10 @@ pub(crate) struct Compiled {
     stride: usize,
     haar: Vec<HaarOpt>,
     lbp: Vec<LbpOpt>,
+    /// Stump-based Haar cascades only: every stump with its feature, in stage order.
+    stumps: Vec<HaarStump>,
+    /// Table entries a window spans: every offset of the cascade is below this.
+    span: usize,
     norm: Corners,
     norm_area: f64,
 }
@@ -125,7 +150,7 @@ pub(crate) struct Compiled {
 impl Compiled {
     pub(crate) fn new(cascade: &Cascade, stride: usize) -> Compiled {
         let (ww, wh) = cascade.window();
-        let haar = cascade
+        let haar: Vec<HaarOpt> = cascade
             .haar
             .iter()
             .map(|f| {
@@ -164,10 +189,37 @@ impl Compiled {
             w: ww as i32 - 2,
             h: wh as i32 - 2,
         };
+        let narrow = |c: &Corners| c.map(|o| o as u32);
+        let stumps = if cascade.kind == FeatureKind::Haar && cascade.max_nodes_per_tree == 1 {
+            cascade
+                .trees
+                .iter()
+                .map(|t| {
+                    let node = &cascade.nodes[t.first_node];
+                    let f: &HaarOpt = &haar[node.feature];
+                    HaarStump {
+                        corners: [
+                            narrow(&f.corners[0]),
+                            narrow(&f.corners[1]),
+                            narrow(&f.corners[2]),
+                        ],
+                        weights: f.weights,
+                        tilted: f.tilted,
+                        threshold: node.threshold,
+                        left: cascade.leaves[t.first_leaf],
+                        right: cascade.leaves[t.first_leaf + 1],
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Compiled {
             stride,
             haar,
             lbp,
+            stumps,
+            span: wh * stride + ww + 1,
             norm: corners(&norm_rect, stride),
             norm_area: (norm_rect.w.max(0) * norm_rect.h.max(0)) as f64,
         }
@@ -194,6 +246,9 @@ impl Compiled {
                 if !textured {
                     return Verdict::Flat;
                 }
+                if !self.stumps.is_empty() {
+                    return self.run_haar_stumps(cascade, tables, base, factor);
+                }
                 self.run_stages(
                     cascade,
                     |node_feature, threshold| {
@@ -209,6 +264,43 @@ impl Compiled {
                 |node_feature| self.lbp[node_feature].code(tables.sum, base),
             ),
         }
+    }
+
+    /// The stump-based Haar fast path: same arithmetic as [`Compiled::run_stages`], features inlined.
+    #[inline(always)]
+    fn run_haar_stumps(
+        &self,
+        c: &Cascade,
+        tables: &Tables<'_>,
+        base: usize,
+        factor: f32,
+    ) -> Verdict {
+        let sum = &tables.sum[base..base + self.span];
+        let tilted = if tables.tilted.is_empty() {
+            sum
+        } else {
+            &tables.tilted[base..base + self.span]
+        };
+        for (si, stage) in c.stages.iter().enumerate() {
+            let mut acc = 0.0f64;
+            for st in &self.stumps[stage.first_tree..stage.first_tree + stage.tree_count] {
+                let w = if st.tilted { tilted } else { sum };
+                let mut v = st.weights[0] * window_sum(w, &st.corners[0]) as f32
+                    + st.weights[1] * window_sum(w, &st.corners[1]) as f32;
+                if st.weights[2] != 0.0 {
+                    v += st.weights[2] * window_sum(w, &st.corners[2]) as f32;
+                }
+                acc += if v * factor < st.threshold {
+                    st.left
+                } else {
+                    st.right
+                } as f64;
+            }
+            if acc < stage.threshold as f64 {
+                return Verdict::Rejected(si);
+            }
+        }
+        Verdict::Face
     }
 
     /// Walks the stages. `goes_left` answers an ordered (Haar) node, `code` gives an LBP category.
