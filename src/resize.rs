@@ -16,6 +16,30 @@
 //! Both were checked against `cv2.resize` of opencv-python 4.14 on every pyramid level of the test
 //! photographs and on random sizes, up and down (`tests/resize_parity.rs`).
 
+/// Checks the buffers against their sizes; copies and returns true when no resampling is needed.
+fn copy_if_same_size(
+    src: &[u8],
+    sw: usize,
+    sh: usize,
+    dst: &mut [u8],
+    dw: usize,
+    dh: usize,
+) -> bool {
+    assert!(
+        sw > 0 && sh > 0 && dw > 0 && dh > 0,
+        "resize of an empty image"
+    );
+    assert!(
+        src.len() >= sw * sh && dst.len() >= dw * dh,
+        "resize buffer too short"
+    );
+    if sw == dw && sh == dh {
+        dst[..dw * dh].copy_from_slice(&src[..sw * sh]);
+        return true;
+    }
+    false
+}
+
 /// Per-axis interpolation table: the first source index and the two weights of each output index.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct AxisTable {
@@ -140,16 +164,7 @@ impl Resizer {
         dw: usize,
         dh: usize,
     ) {
-        assert!(
-            sw > 0 && sh > 0 && dw > 0 && dh > 0,
-            "resize of an empty image"
-        );
-        assert!(
-            src.len() >= sw * sh && dst.len() >= dw * dh,
-            "resize buffer too short"
-        );
-        if sw == dw && sh == dh {
-            dst[..dw * dh].copy_from_slice(&src[..sw * sh]);
+        if copy_if_same_size(src, sw, sh, dst, dw, dh) {
             return;
         }
         if sw == 2 * dw && sh == 2 * dh {
@@ -206,16 +221,7 @@ impl Resizer {
         dw: usize,
         dh: usize,
     ) {
-        assert!(
-            sw > 0 && sh > 0 && dw > 0 && dh > 0,
-            "resize of an empty image"
-        );
-        assert!(
-            src.len() >= sw * sh && dst.len() >= dw * dh,
-            "resize buffer too short"
-        );
-        if sw == dw && sh == dh {
-            dst[..dw * dh].copy_from_slice(&src[..sw * sh]);
+        if copy_if_same_size(src, sw, sh, dst, dw, dh) {
             return;
         }
         self.exact_x.fill(sw, dw);

@@ -201,6 +201,22 @@ impl Cascade {
         Ok(cascade)
     }
 
+    fn empty(kind: FeatureKind, window_width: usize, window_height: usize) -> Cascade {
+        Cascade {
+            kind,
+            window_width,
+            window_height,
+            stages: Vec::new(),
+            trees: Vec::new(),
+            nodes: Vec::new(),
+            leaves: Vec::new(),
+            subsets: Vec::new(),
+            haar: Vec::new(),
+            lbp: Vec::new(),
+            max_nodes_per_tree: 0,
+        }
+    }
+
     /// The feature family.
     pub fn kind(&self) -> FeatureKind {
         self.kind
@@ -454,19 +470,7 @@ impl Parser<'_> {
         };
         let node_step = 3 + if subset_size > 0 { subset_size } else { 1 };
 
-        let mut c = Cascade {
-            kind,
-            window_width,
-            window_height,
-            stages: Vec::new(),
-            trees: Vec::new(),
-            nodes: Vec::new(),
-            leaves: Vec::new(),
-            subsets: Vec::new(),
-            haar: Vec::new(),
-            lbp: Vec::new(),
-            max_nodes_per_tree: 0,
-        };
+        let mut c = Cascade::empty(kind, window_width, window_height);
         for stage in items(self.required(top, "stages")?) {
             let threshold = self.number(stage, "stageThreshold")? as f32 - THRESHOLD_EPS;
             let weak = self.required(stage, "weakClassifiers")?;
@@ -626,19 +630,7 @@ impl Parser<'_> {
                 ))
             }
         };
-        let mut c = Cascade {
-            kind: FeatureKind::Haar,
-            window_width,
-            window_height,
-            stages: Vec::new(),
-            trees: Vec::new(),
-            nodes: Vec::new(),
-            leaves: Vec::new(),
-            subsets: Vec::new(),
-            haar: Vec::new(),
-            lbp: Vec::new(),
-            max_nodes_per_tree: 0,
-        };
+        let mut c = Cascade::empty(FeatureKind::Haar, window_width, window_height);
         for stage in items(self.required(top, "stages")?) {
             // Written as a double by the converter and read back as a float.
             let threshold = self.number(stage, "stage_threshold")? as f32 - THRESHOLD_EPS;
