@@ -291,8 +291,7 @@ impl Cascade {
             }
         }
         for (fi, f) in self.haar.iter().enumerate() {
-            for (r, weight) in f.rects.iter().filter(|(_, w)| *w != 0.0) {
-                let _ = weight;
+            for (r, _) in f.rects.iter().filter(|(_, w)| *w != 0.0) {
                 let inside = if f.tilted {
                     r.x - r.h >= 0 && r.x + r.w <= ww && r.y >= 0 && r.y + r.w + r.h <= wh
                 } else {
@@ -610,9 +609,8 @@ impl Parser<'_> {
                 }
             }
         }
-        if let Some(t) = child(feature, "tilted") {
-            out.tilted = self.number(feature, "tilted").map(|v| v != 0.0)?;
-            let _ = t;
+        if child(feature, "tilted").is_some() {
+            out.tilted = self.number(feature, "tilted")? != 0.0;
         }
         Ok(out)
     }
