@@ -75,6 +75,15 @@ impl AxisTable {
             self.weights.push([w0, w1]);
         }
     }
+
+    /// The horizontal pass of one source row: 11-bit weighted sums (clamped table only).
+    fn row(&self, line: &[u8], out: &mut [i32]) {
+        let last = line.len() - 1;
+        for ((o, &sx), &[a0, a1]) in out.iter_mut().zip(&self.index).zip(&self.weights) {
+            let sx = sx as usize;
+            *o = line[sx] as i32 * a0 + line[(sx + 1).min(last)] as i32 * a1;
+        }
+    }
 }
 
 /// Reusable buffers for the resizes; keeping one avoids allocation per call once warm.
@@ -82,11 +91,46 @@ impl AxisTable {
 pub struct Resizer {
     xs: AxisTable,
     ys: AxisTable,
-    rows: [Vec<i32>; 2],
-    row_src: [usize; 2],
+    rows: RowPair<i32>,
     exact_x: ExactAxis,
     exact_y: ExactAxis,
-    exact_rows: [Vec<u32>; 2],
+    exact_rows: RowPair<u32>,
+}
+
+/// The horizontal passes of the two source rows the current output row blends, kept while the next
+/// output rows still need them.
+#[derive(Debug, Default)]
+struct RowPair<T> {
+    rows: [Vec<T>; 2],
+    /// Source row held by each slot (`usize::MAX`: none).
+    held: [usize; 2],
+}
+
+impl<T: Copy + Default> RowPair<T> {
+    fn reset(&mut self, len: usize) {
+        for r in &mut self.rows {
+            r.clear();
+            r.resize(len, T::default());
+        }
+        self.held = [usize::MAX; 2];
+    }
+
+    /// The slot holding source row `sy`, filled by `fill` if no slot holds it yet. The slot `keep` is
+    /// never evicted; otherwise the row further behind goes.
+    fn slot(&mut self, sy: usize, keep: Option<usize>, fill: impl FnOnce(&mut [T])) -> usize {
+        if let Some(slot) = self.held.iter().position(|&r| r == sy) {
+            return slot;
+        }
+        let slot = match keep {
+            Some(k) => 1 - k,
+            None if self.held[0] == usize::MAX => 0,
+            None if self.held[1] != usize::MAX && self.held[0] < self.held[1] => 0,
+            None => 1,
+        };
+        fill(&mut self.rows[slot]);
+        self.held[slot] = sy;
+        slot
+    }
 }
 
 /// Per-axis table of OpenCV's `interpolationLinear` (bit-exact rule): a first source index and an 8-bit
@@ -183,21 +227,20 @@ impl Resizer {
         }
         self.xs.fill(sw, dw, true);
         self.ys.fill(sh, dh, false);
-        for r in &mut self.rows {
-            r.clear();
-            r.resize(dw, 0);
-        }
-        self.row_src = [usize::MAX; 2];
+        self.rows.reset(dw);
 
         for dy in 0..dh {
             let last = sh as i64 - 1;
             let sy0 = self.ys.index[dy].clamp(0, last) as usize;
             let sy1 = (self.ys.index[dy] + 1).clamp(0, last) as usize;
             let [b0, b1] = self.ys.weights[dy];
-            // Keep the horizontal pass of each source row while consecutive output rows need it.
-            let slot0 = self.horizontal(src, sw, sy0, None);
-            let slot1 = self.horizontal(src, sw, sy1, Some(slot0));
-            let (r0, r1) = (&self.rows[slot0], &self.rows[slot1]);
+            let xs = &self.xs;
+            let line = |sy: usize| &src[sy * sw..(sy + 1) * sw];
+            let slot0 = self.rows.slot(sy0, None, |row| xs.row(line(sy0), row));
+            let slot1 = self
+                .rows
+                .slot(sy1, Some(slot0), |row| xs.row(line(sy1), row));
+            let (r0, r1) = (&self.rows.rows[slot0], &self.rows.rows[slot1]);
             let out = &mut dst[dy * dw..(dy + 1) * dw];
             for ((o, &s0), &s1) in out.iter_mut().zip(r0.iter()).zip(r1.iter()) {
                 let v = (((s0 >> 4) * b0) >> 16) + (((s1 >> 4) * b1) >> 16);
@@ -226,76 +269,29 @@ impl Resizer {
         }
         self.exact_x.fill(sw, dw);
         self.exact_y.fill(sh, dh);
-        let [upper_u, lower_u] = &mut self.exact_rows;
-        upper_u.resize(dw, 0);
-        lower_u.resize(dw, 0);
-        // The two rows may swap roles; work through references that can be swapped.
-        let (mut upper_u, mut lower_u) = (upper_u, lower_u);
+        self.exact_rows.reset(dw);
         let (ys, xs) = (&self.exact_y, &self.exact_x);
-        let mut held = [usize::MAX; 2];
+        let line = |sy: usize| &src[sy * sw..(sy + 1) * sw];
         for dy in 0..dh {
             let out = &mut dst[dy * dw..(dy + 1) * dw];
             if dy < ys.min || dy >= ys.max {
                 let sy = if dy < ys.min { 0 } else { sh - 1 };
-                if held[0] != sy {
-                    xs.row(&src[sy * sw..(sy + 1) * sw], upper_u);
-                    held[0] = sy;
-                }
-                for (o, &h) in out.iter_mut().zip(upper_u.iter()) {
+                let slot = self.exact_rows.slot(sy, None, |row| xs.row(line(sy), row));
+                for (o, &h) in out.iter_mut().zip(&self.exact_rows.rows[slot]) {
                     *o = ((h + 128) >> 8).min(255) as u8;
                 }
                 continue;
             }
             let (s0, c) = (ys.index[dy], ys.frac[dy]);
-            if held[0] != s0 {
-                if held[1] == s0 {
-                    std::mem::swap(&mut upper_u, &mut lower_u);
-                    held[0] = s0;
-                    held[1] = usize::MAX;
-                } else {
-                    xs.row(&src[s0 * sw..(s0 + 1) * sw], upper_u);
-                    held[0] = s0;
-                }
-            }
-            if held[1] != s0 + 1 {
-                xs.row(&src[(s0 + 1) * sw..(s0 + 2) * sw], lower_u);
-                held[1] = s0 + 1;
-            }
-            for ((o, &a), &b) in out.iter_mut().zip(upper_u.iter()).zip(lower_u.iter()) {
+            let slot0 = self.exact_rows.slot(s0, None, |row| xs.row(line(s0), row));
+            let slot1 = self
+                .exact_rows
+                .slot(s0 + 1, Some(slot0), |row| xs.row(line(s0 + 1), row));
+            let (upper, lower) = (&self.exact_rows.rows[slot0], &self.exact_rows.rows[slot1]);
+            for ((o, &a), &b) in out.iter_mut().zip(upper).zip(lower) {
                 *o = ((a * (256 - c) + b * c + (1 << 15)) >> 16).min(255) as u8;
             }
         }
-    }
-
-    /// Makes sure one of the two row slots holds the horizontal pass of source row `sy`, never evicting
-    /// `keep`; returns the slot.
-    fn horizontal(&mut self, src: &[u8], sw: usize, sy: usize, keep: Option<usize>) -> usize {
-        if let Some(slot) = self.row_src.iter().position(|&r| r == sy) {
-            return slot;
-        }
-        let slot = match keep {
-            Some(k) => 1 - k,
-            None => {
-                // Evict the row that is further behind.
-                if self.row_src[0] == usize::MAX
-                    || (self.row_src[1] != usize::MAX && self.row_src[0] < self.row_src[1])
-                {
-                    0
-                } else {
-                    1
-                }
-            }
-        };
-        let line = &src[sy * sw..(sy + 1) * sw];
-        let row = &mut self.rows[slot];
-        for ((o, &sx), &[a0, a1]) in row.iter_mut().zip(&self.xs.index).zip(&self.xs.weights) {
-            let sx = sx as usize;
-            let p0 = line[sx] as i32;
-            let p1 = line[(sx + 1).min(sw - 1)] as i32;
-            *o = p0 * a0 + p1 * a1;
-        }
-        self.row_src[slot] = sy;
-        slot
     }
 }
 
