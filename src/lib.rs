@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod classify;
 pub mod detect;
 pub mod frame;
 pub mod resize;

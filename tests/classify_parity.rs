@@ -1,0 +1,240 @@
+//! Parity of the emotion classifier with fer's preprocessing and the TFLite interpreter.
+//!
+//! `tests/data/reference/classify.json` was produced by `scripts/make-classify-reference.py`:
+//! OpenCV builds fer's crops and ai-edge-litert runs both the model emotiond ships and fer's own
+//! quantized model on them.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use emotiond::classify::crop::{pad_value, CropBuilder, CropRule, INPUT_LEN};
+use emotiond::classify::{
+    ClassifyError, Classifier, CropError, Emotion, Probs, CLASS_COUNT, DEFAULT_MODEL,
+};
+use emotiond::detect::Rect;
+use emotiond::frame::GrayFrame;
+use emotiond::source::still::load_gray;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn reference() -> Value {
+    let text = std::fs::read_to_string(root().join("tests/data/reference/classify.json"))
+        .expect("reference JSON");
+    serde_json::from_str(&text).expect("reference JSON parses")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn rect(v: &Value) -> Rect {
+    let b: Vec<i32> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap() as i32)
+        .collect();
+    Rect {
+        x: b[0],
+        y: b[1],
+        w: b[2],
+        h: b[3],
+    }
+}
+
+fn probs(v: &Value) -> [f32; CLASS_COUNT] {
+    let p: Vec<f32> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    p.try_into().unwrap()
+}
+
+struct Frames(HashMap<String, GrayFrame>);
+
+impl Frames {
+    fn get(&mut self, rel: &str) -> &GrayFrame {
+        self.0
+            .entry(rel.to_string())
+            .or_insert_with(|| load_gray(root().join(rel)).expect("image loads"))
+    }
+}
+
+fn model_path() -> std::path::PathBuf {
+    root().join("models").join(DEFAULT_MODEL)
+}
+
+#[test]
+fn the_reference_was_made_with_the_committed_model() {
+    let reference = reference();
+    let bytes = std::fs::read(model_path()).unwrap();
+    assert_eq!(reference["model"]["sha256"].as_str().unwrap(), hex(&bytes));
+}
+
+#[test]
+fn pad_values_match_opencv() {
+    let reference = reference();
+    let mut frames = Frames(HashMap::new());
+    for (rel, v) in reference["images"].as_object().unwrap() {
+        let pad = pad_value(frames.get(rel)).unwrap();
+        assert_eq!(
+            u64::from(pad),
+            v["pad_value"].as_u64().unwrap(),
+            "{rel}: mean {}",
+            v["pad_mean"]
+        );
+    }
+}
+
+/// Every crop and every network input equals fer's, bit for bit; refused boxes give the documented
+/// error.
+#[test]
+fn crops_and_tensors_equal_fers_bit_for_bit() {
+    let reference = reference();
+    let mut frames = Frames(HashMap::new());
+    let mut builder = CropBuilder::new(CropRule::fer()).unwrap();
+    let (mut checked, mut refused) = (0, 0);
+    for face in reference["faces"].as_array().unwrap() {
+        let rel = face["image"].as_str().unwrap();
+        let frame = frames.get(rel);
+        let b = rect(&face["box"]);
+        let pad = pad_value(frame).unwrap();
+        let mut tensor = vec![0f32; INPUT_LEN];
+        let got = builder.input(frame, pad, b, &mut tensor);
+        match face["expect_error"].as_str() {
+            Some("empty_box") => {
+                assert!(matches!(got, Err(CropError::EmptyBox { .. })), "{rel} {b:?}");
+                refused += 1;
+            }
+            Some("outside_image") => {
+                assert!(
+                    matches!(got, Err(CropError::OutsideImage { .. })),
+                    "{rel} {b:?}: {got:?}"
+                );
+                refused += 1;
+            }
+            Some(other) => panic!("unknown expect_error {other}"),
+            None => {
+                let region = got.unwrap_or_else(|e| panic!("{rel} {b:?}: {e}"));
+                let want: Vec<i64> = face["region"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_i64().unwrap())
+                    .collect();
+                assert_eq!(
+                    vec![region.x0, region.y0, region.x1, region.y1],
+                    want,
+                    "{rel} {b:?}"
+                );
+                let mut u8s = [0u8; INPUT_LEN];
+                builder.crop_u8(frame, pad, b, &mut u8s).unwrap();
+                assert_eq!(
+                    hex(&u8s),
+                    face["crop_sha256"].as_str().unwrap(),
+                    "{rel} {b:?}: 64x64 crop differs from cv2.resize"
+                );
+                let bytes: Vec<u8> = tensor.iter().flat_map(|v| v.to_le_bytes()).collect();
+                assert_eq!(
+                    hex(&bytes),
+                    face["tensor_sha256"].as_str().unwrap(),
+                    "{rel} {b:?}: tensor differs"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 60, "only {checked} faces checked");
+    assert_eq!(refused, 3);
+}
+
+fn margin(p: &[f32; CLASS_COUNT]) -> f32 {
+    let mut s = *p;
+    s.sort_by(|a, b| b.total_cmp(a));
+    s[0] - s[1]
+}
+
+/// The shipped model under tract against the TFLite interpreter running the same file, and against
+/// fer's own (dynamic-range quantized) model.
+#[test]
+fn probabilities_match_the_tflite_interpreter() {
+    let reference = reference();
+    let mut frames = Frames(HashMap::new());
+    let mut classifier = Classifier::load(model_path(), CropRule::fer()).expect("model loads");
+    let (mut faces, mut worst_same, mut worst_fer, mut fer_compared) = (0, 0f32, 0f32, 0);
+    for face in reference["faces"].as_array().unwrap() {
+        if !face["expect_error"].is_null() {
+            continue;
+        }
+        let rel = face["image"].as_str().unwrap();
+        let b = rect(&face["box"]);
+        let got = classifier.classify(frames.get(rel), b).unwrap();
+        let want = probs(&face["probs"]);
+        let fer = probs(&face["fer_probs"]);
+        let sum: f32 = got.0.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{rel} {b:?}: probabilities sum to {sum}");
+        let diff = |a: &[f32; CLASS_COUNT]| {
+            got.0
+                .iter()
+                .zip(a)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max)
+        };
+        worst_same = worst_same.max(diff(&want));
+        assert_eq!(got.top(), Probs(want).top(), "{rel} {b:?}: {got:?} vs {want:?}");
+        worst_fer = worst_fer.max(diff(&fer));
+        if margin(&fer) > 0.03 {
+            fer_compared += 1;
+            assert_eq!(got.top(), Probs(fer).top(), "{rel} {b:?} vs fer's model");
+        }
+        faces += 1;
+    }
+    eprintln!(
+        "{faces} faces: max |diff| {worst_same:.2e} vs LiteRT on the same model, {worst_fer:.4} vs fer's model (argmax compared on {fer_compared})"
+    );
+    assert!(faces >= 60);
+    assert!(worst_same <= 1e-5, "max |diff| {worst_same} vs LiteRT on the same file");
+    assert!(worst_fer <= 0.05, "max |diff| {worst_fer} vs fer's model");
+}
+
+#[test]
+fn a_blank_frame_gives_a_finite_distribution() {
+    let mut classifier = Classifier::load(model_path(), CropRule::fer()).unwrap();
+    for value in [0u8, 128, 255] {
+        let frame = GrayFrame::filled(64, 64, value);
+        let p = classifier
+            .classify(&frame, Rect { x: 0, y: 0, w: 64, h: 64 })
+            .unwrap();
+        assert!(p.0.iter().all(|v| v.is_finite()));
+        assert!(Emotion::ALL.contains(&p.top()));
+    }
+}
+
+#[test]
+fn bad_boxes_are_errors_not_answers() {
+    let mut classifier = Classifier::load(model_path(), CropRule::fer()).unwrap();
+    let frame = GrayFrame::filled(100, 80, 90);
+    for (b, what) in [
+        (Rect { x: 10, y: 10, w: 0, h: 20 }, "no area"),
+        (Rect { x: 10, y: 10, w: 20, h: -3 }, "no area"),
+        (Rect { x: 500, y: 10, w: 20, h: 20 }, "outside the 100x80 image"),
+        (Rect { x: -95, y: 10, w: 50, h: 50 }, "outside the 100x80 image"),
+    ] {
+        let err = classifier.classify(&frame, b).unwrap_err();
+        assert!(matches!(err, ClassifyError::Crop(_)));
+        assert!(err.to_string().contains(what), "{b:?}: {err}");
+    }
+    let empty = GrayFrame::filled(0, 0, 0);
+    assert!(classifier
+        .classify(&empty, Rect { x: 0, y: 0, w: 5, h: 5 })
+        .is_err());
+}
