@@ -9,7 +9,7 @@ use std::path::Path;
 
 use emotiond::classify::crop::{pad_value, CropBuilder, CropRule, INPUT_LEN};
 use emotiond::classify::{
-    ClassifyError, Classifier, CropError, Emotion, Probs, CLASS_COUNT, DEFAULT_MODEL,
+    Classifier, ClassifyError, CropError, Emotion, Probs, CLASS_COUNT, DEFAULT_MODEL,
 };
 use emotiond::detect::Rect;
 use emotiond::frame::GrayFrame;
@@ -112,7 +112,10 @@ fn crops_and_tensors_equal_fers_bit_for_bit() {
         let got = builder.input(frame, pad, b, &mut tensor);
         match face["expect_error"].as_str() {
             Some("empty_box") => {
-                assert!(matches!(got, Err(CropError::EmptyBox { .. })), "{rel} {b:?}");
+                assert!(
+                    matches!(got, Err(CropError::EmptyBox { .. })),
+                    "{rel} {b:?}"
+                );
                 refused += 1;
             }
             Some("outside_image") => {
@@ -181,7 +184,10 @@ fn probabilities_match_the_tflite_interpreter() {
         let want = probs(&face["probs"]);
         let fer = probs(&face["fer_probs"]);
         let sum: f32 = got.0.iter().sum();
-        assert!((sum - 1.0).abs() < 1e-4, "{rel} {b:?}: probabilities sum to {sum}");
+        assert!(
+            (sum - 1.0).abs() < 1e-4,
+            "{rel} {b:?}: probabilities sum to {sum}"
+        );
         let diff = |a: &[f32; CLASS_COUNT]| {
             got.0
                 .iter()
@@ -190,7 +196,11 @@ fn probabilities_match_the_tflite_interpreter() {
                 .fold(0f32, f32::max)
         };
         worst_same = worst_same.max(diff(&want));
-        assert_eq!(got.top(), Probs(want).top(), "{rel} {b:?}: {got:?} vs {want:?}");
+        assert_eq!(
+            got.top(),
+            Probs(want).top(),
+            "{rel} {b:?}: {got:?} vs {want:?}"
+        );
         worst_fer = worst_fer.max(diff(&fer));
         if margin(&fer) > 0.03 {
             fer_compared += 1;
@@ -202,7 +212,10 @@ fn probabilities_match_the_tflite_interpreter() {
         "{faces} faces: max |diff| {worst_same:.2e} vs LiteRT on the same model, {worst_fer:.4} vs fer's model (argmax compared on {fer_compared})"
     );
     assert!(faces >= 60);
-    assert!(worst_same <= 1e-5, "max |diff| {worst_same} vs LiteRT on the same file");
+    assert!(
+        worst_same <= 1e-5,
+        "max |diff| {worst_same} vs LiteRT on the same file"
+    );
     assert!(worst_fer <= 0.05, "max |diff| {worst_fer} vs fer's model");
 }
 
@@ -212,7 +225,15 @@ fn a_blank_frame_gives_a_finite_distribution() {
     for value in [0u8, 128, 255] {
         let frame = GrayFrame::filled(64, 64, value);
         let p = classifier
-            .classify(&frame, Rect { x: 0, y: 0, w: 64, h: 64 })
+            .classify(
+                &frame,
+                Rect {
+                    x: 0,
+                    y: 0,
+                    w: 64,
+                    h: 64,
+                },
+            )
             .unwrap();
         assert!(p.0.iter().all(|v| v.is_finite()));
         assert!(Emotion::ALL.contains(&p.top()));
@@ -224,10 +245,42 @@ fn bad_boxes_are_errors_not_answers() {
     let mut classifier = Classifier::load(model_path(), CropRule::fer()).unwrap();
     let frame = GrayFrame::filled(100, 80, 90);
     for (b, what) in [
-        (Rect { x: 10, y: 10, w: 0, h: 20 }, "no area"),
-        (Rect { x: 10, y: 10, w: 20, h: -3 }, "no area"),
-        (Rect { x: 500, y: 10, w: 20, h: 20 }, "outside the 100x80 image"),
-        (Rect { x: -95, y: 10, w: 50, h: 50 }, "outside the 100x80 image"),
+        (
+            Rect {
+                x: 10,
+                y: 10,
+                w: 0,
+                h: 20,
+            },
+            "no area",
+        ),
+        (
+            Rect {
+                x: 10,
+                y: 10,
+                w: 20,
+                h: -3,
+            },
+            "no area",
+        ),
+        (
+            Rect {
+                x: 500,
+                y: 10,
+                w: 20,
+                h: 20,
+            },
+            "outside the 100x80 image",
+        ),
+        (
+            Rect {
+                x: -95,
+                y: 10,
+                w: 50,
+                h: 50,
+            },
+            "outside the 100x80 image",
+        ),
     ] {
         let err = classifier.classify(&frame, b).unwrap_err();
         assert!(matches!(err, ClassifyError::Crop(_)));
@@ -235,6 +288,14 @@ fn bad_boxes_are_errors_not_answers() {
     }
     let empty = GrayFrame::filled(0, 0, 0);
     assert!(classifier
-        .classify(&empty, Rect { x: 0, y: 0, w: 5, h: 5 })
+        .classify(
+            &empty,
+            Rect {
+                x: 0,
+                y: 0,
+                w: 5,
+                h: 5
+            }
+        )
         .is_err());
 }

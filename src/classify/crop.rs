@@ -213,7 +213,10 @@ impl CropRule {
         let region = match self.offsets {
             Offsets::Pixels { x: ox, y: oy } => {
                 let (ox, oy) = (i64::from(ox), i64::from(oy));
-                let (pw, ph) = (width as i64 + 2 * FER_PADDING, height as i64 + 2 * FER_PADDING);
+                let (pw, ph) = (
+                    width as i64 + 2 * FER_PADDING,
+                    height as i64 + 2 * FER_PADDING,
+                );
                 // Slice bounds in the padded image, exactly as fer computes them.
                 let x0 = (sx - ox + FER_PADDING).max(0).min(pw);
                 let y0 = (sy - oy + FER_PADDING).max(0).min(ph);
@@ -246,10 +249,8 @@ impl CropRule {
             }
         };
         // The crop must show some of the image: a slice of pure border is not a face.
-        let inside = region.x0 < width as i64
-            && region.x1 > 0
-            && region.y0 < height as i64
-            && region.y1 > 0;
+        let inside =
+            region.x0 < width as i64 && region.x1 > 0 && region.y0 < height as i64 && region.y1 > 0;
         if !inside {
             return Err(err_outside());
         }

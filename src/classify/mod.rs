@@ -82,7 +82,9 @@ impl fmt::Display for Emotion {
 
 /// An emotion name that is not one of the seven.
 #[derive(Debug, Error)]
-#[error("unknown emotion {0:?}; expected one of angry, disgust, fear, happy, sad, surprise, neutral")]
+#[error(
+    "unknown emotion {0:?}; expected one of angry, disgust, fear, happy, sad, surprise, neutral"
+)]
 pub struct UnknownEmotion(pub String);
 
 impl FromStr for Emotion {

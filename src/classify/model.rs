@@ -103,10 +103,11 @@ impl EmotionModel {
             path: path.to_path_buf(),
             what,
         };
-        // The flatbuffer reader panics on some malformed files instead of returning an error, so a
-        // damaged model is caught here and reported like any other bad file.
-        let loaded = std::panic::catch_unwind(|| tract_tflite::tflite().model_for_read(&mut &*bytes))
-            .map_err(|_| not_tflite("the flatbuffer is damaged or truncated"))?;
+        // The flatbuffer is verified before it is read, so damage normally comes back as an error;
+        // a panic from deeper in the reader would still be reported as a damaged file, not crash.
+        let loaded =
+            std::panic::catch_unwind(|| tract_tflite::tflite().model_for_read(&mut &*bytes))
+                .map_err(|_| not_tflite("the flatbuffer is damaged or truncated"))?;
         let model = loaded.map_err(unsupported)?;
         if model.inputs.len() != 1 || model.outputs.len() != 1 {
             return Err(wrong(format!(
@@ -121,7 +122,8 @@ impl EmotionModel {
         if in_fact.datum_type != f32::datum_type() || in_shape.as_deref() != Some(&want[..]) {
             return Err(wrong(format!(
                 "its input is {:?} {:?}",
-                in_fact.datum_type, in_fact.shape.dims()
+                in_fact.datum_type,
+                in_fact.shape.dims()
             )));
         }
         let out_fact = model.output_fact(0).map_err(unsupported)?.clone();
@@ -132,7 +134,8 @@ impl EmotionModel {
         if out_fact.datum_type != f32::datum_type() || out_len != Some(CLASS_COUNT) {
             return Err(wrong(format!(
                 "its output is {:?} {:?}",
-                out_fact.datum_type, out_fact.shape.dims()
+                out_fact.datum_type,
+                out_fact.shape.dims()
             )));
         }
         let plan = model
@@ -162,9 +165,7 @@ impl EmotionModel {
         let mut view = tensor
             .as_plain_ram_mut()
             .expect("a tensor made by Tensor::zero has plain storage");
-        let slice = view
-            .as_slice_mut::<f32>()
-            .expect("the input tensor is f32");
+        let slice = view.as_slice_mut::<f32>().expect("the input tensor is f32");
         fill(slice)
     }
 
@@ -185,7 +186,9 @@ impl EmotionModel {
         }
         probs.copy_from_slice(out);
         drop(outputs);
-        let sane = probs.iter().all(|p| p.is_finite() && (0.0..=1.0).contains(p));
+        let sane = probs
+            .iter()
+            .all(|p| p.is_finite() && (0.0..=1.0).contains(p));
         if !sane {
             return Err(ModelError::BadOutput(probs.to_vec()));
         }

@@ -1,12 +1,13 @@
 //! `emotiond detect`: faces in still images.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use serde::Serialize;
 
+use super::faces::{
+    annotate_is_dir, annotate_target, classify_faces, print, Face, ImageFaces, ModelArgs,
+};
 use emotiond::detect::{Cascade, DetectParams, Detector, Rect};
 use emotiond::source::still;
 
@@ -40,21 +41,11 @@ pub struct DetectArgs {
     /// Write the image with its boxes drawn as PNG: a file for one image, a directory for several.
     #[arg(long, value_name = "OUT.png")]
     annotate: Option<PathBuf>,
-}
-
-/// One image's result, the JSON shape of `--json`.
-#[derive(Debug, Serialize)]
-struct ImageFaces {
-    image: String,
-    width: usize,
-    height: usize,
-    faces: Vec<Face>,
-}
-
-#[derive(Debug, Serialize)]
-struct Face {
-    #[serde(rename = "box")]
-    bbox: [i32; 4],
+    /// Also classify each face's expression (adds "probs" and "label" to the JSON).
+    #[arg(long)]
+    emotions: bool,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 pub fn run(args: DetectArgs) -> Result<()> {
@@ -74,16 +65,11 @@ pub fn run(args: DetectArgs) -> Result<()> {
         cascade.stage_count(),
         cascade.window()
     );
-    let annotate_dir = match &args.annotate {
-        Some(p) if p.is_dir() => Some(p.clone()),
-        Some(p) if args.images.len() > 1 => {
-            bail!(
-                "--annotate {}: with {} images, give an existing directory to write one PNG per image",
-                p.display(),
-                args.images.len()
-            )
-        }
-        _ => None,
+    let annotate_dir = annotate_is_dir(args.annotate.as_deref(), args.images.len())?;
+    let mut classifier = if args.emotions {
+        Some(args.model.load()?)
+    } else {
+        None
     };
     let mut detector = Detector::new(cascade);
     let mut results = Vec::with_capacity(args.images.len());
@@ -93,60 +79,24 @@ pub fn run(args: DetectArgs) -> Result<()> {
             .detect(&frame, &params)
             .with_context(|| format!("detecting in {}", path.display()))?;
         if let Some(out) = &args.annotate {
-            let target = match &annotate_dir {
-                Some(dir) => dir.join(annotated_name(path)),
-                None => out.clone(),
-            };
-            annotate(path, &faces, &target)?;
+            annotate(path, &faces, &annotate_target(out, annotate_dir, path))?;
         }
+        let faces = match classifier.as_mut() {
+            Some(c) => classify_faces(c, &frame, &faces, path)?,
+            None => faces.iter().map(|&r| Face::new(r, None)).collect(),
+        };
         results.push(ImageFaces {
             image: path.display().to_string(),
             width: frame.width(),
             height: frame.height(),
-            faces: faces.iter().map(|r| Face { bbox: r.to_array() }).collect(),
+            faces,
         });
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &results)?;
-        writeln!(out)?;
-    } else {
-        print_table(&mut out, &results)?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-fn print_table(out: &mut impl Write, results: &[ImageFaces]) -> std::io::Result<()> {
-    for r in results {
-        let n = r.faces.len();
-        writeln!(
-            out,
-            "{} ({}x{}): {n} face{}",
-            r.image,
-            r.width,
-            r.height,
-            if n == 1 { "" } else { "s" }
-        )?;
-        for (i, f) in r.faces.iter().enumerate() {
-            let [x, y, w, h] = f.bbox;
-            writeln!(out, "  face {}: x={x} y={y} w={w} h={h}", i + 1)?;
-        }
-    }
-    Ok(())
-}
-
-fn annotated_name(image: &Path) -> String {
-    let stem = image
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".into());
-    format!("{stem}.annotated.png")
+    print(&results, args.json)
 }
 
 /// Draws each box as a 3-pixel green frame over the colour image and saves it as PNG.
-fn annotate(image: &Path, faces: &[Rect], target: &Path) -> Result<()> {
+pub fn annotate(image: &Path, faces: &[Rect], target: &Path) -> Result<()> {
     let mut rgb = still::load_rgb(image)?;
     let (w, h) = (rgb.width() as i32, rgb.height() as i32);
     let thickness = (w.max(h) / 300).clamp(2, 6);

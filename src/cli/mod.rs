@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
+mod classify;
 mod detect;
+mod faces;
 
 /// Where the default models live once installed.
 pub const SYSTEM_MODEL_DIR: &str = "/usr/share/emotiond/models";
@@ -22,12 +24,15 @@ pub struct Args {
 enum Command {
     /// Find faces in image files and print their boxes (OpenCV's detectMultiScale, box for box).
     Detect(detect::DetectArgs),
+    /// Classify the expression in given face boxes (fer's crop, the mini-Xception network).
+    Classify(classify::ClassifyArgs),
 }
 
 /// Runs the parsed command line.
 pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Detect(a) => detect::run(a),
+        Command::Classify(a) => classify::run(a),
     }
 }
 

@@ -1,0 +1,81 @@
+//! A missing, damaged or wrong model is a clear start-up error, never a panic or a wrong answer.
+
+use std::path::{Path, PathBuf};
+
+use emotiond::classify::{EmotionModel, ModelError, DEFAULT_MODEL};
+
+fn data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn load_err(path: &Path) -> ModelError {
+    EmotionModel::load(path).expect_err("the model must be refused")
+}
+
+#[test]
+fn a_missing_file_names_the_path() {
+    let err = load_err(&data("models/no-such-model.tflite"));
+    assert!(matches!(err, ModelError::Read { .. }));
+    assert!(err.to_string().contains("no-such-model.tflite"), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_tflite_is_refused() {
+    // A cascade XML passed where the model belongs.
+    let err = load_err(&data("models/haarcascade_frontalface_default.xml"));
+    assert!(matches!(err, ModelError::NotTflite { .. }), "{err}");
+    assert!(err.to_string().contains("not a TFLite model"), "{err}");
+}
+
+#[test]
+fn every_truncation_of_the_model_is_refused_without_a_panic() {
+    let bytes = std::fs::read(data("models").join(DEFAULT_MODEL)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Cut points across the header, the tables and the weight buffers.
+    let mut cuts: Vec<usize> = (0..64).collect();
+    cuts.extend((1..40).map(|i| bytes.len() * i / 40));
+    for cut in cuts {
+        let path = dir.path().join(format!("cut{cut}.tflite"));
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        match EmotionModel::load(&path) {
+            Err(ModelError::NotTflite { .. } | ModelError::Unsupported { .. }) => {}
+            other => panic!("truncated at {cut} of {}: {other:?}", bytes.len()),
+        }
+    }
+}
+
+#[test]
+fn a_wrong_input_shape_is_refused() {
+    let err = load_err(&data("tests/data/models/wrong_input_48x48.tflite"));
+    assert!(matches!(err, ModelError::WrongShape { .. }), "{err}");
+    assert!(err.to_string().contains("48"), "{err}");
+    assert!(err.to_string().contains("[1,64,64,1]"), "{err}");
+}
+
+#[test]
+fn a_wrong_class_count_is_refused() {
+    let err = load_err(&data("tests/data/models/wrong_classes_8.tflite"));
+    assert!(matches!(err, ModelError::WrongShape { .. }), "{err}");
+    assert!(err.to_string().contains("output"), "{err}");
+}
+
+#[test]
+fn an_int8_interface_is_refused() {
+    let err = load_err(&data("tests/data/models/int8_io.tflite"));
+    assert!(
+        matches!(
+            err,
+            ModelError::WrongShape { .. } | ModelError::Unsupported { .. }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn fers_dynamic_range_model_is_refused_with_the_reason() {
+    // tract-tflite cannot run hybrid (int8 weights, float activations) convolutions.
+    let err = load_err(&data(
+        "tests/data/models/fer_emotion_model_quantized.tflite",
+    ));
+    assert!(matches!(err, ModelError::Unsupported { .. }), "{err}");
+}
