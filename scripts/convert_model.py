@@ -70,6 +70,8 @@ def convert_int8(model, calibration):
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
+    # tract-tflite reads only the first scale of per-channel quantization: one scale per tensor.
+    conv._experimental_disable_per_channel = True
     return conv.convert()
 
 
