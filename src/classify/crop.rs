@@ -366,9 +366,10 @@ mod tests {
         // Past the top-left corner: the start is clamped at the padded image's edge (-40).
         let r = rule.region(rect(-60, -60, 100, 100), 512, 512).unwrap();
         assert_eq!((r.x0, r.y0, r.x1, r.y1), (-40, -40, 50, 50));
-        // A negative end counts from the far edge of the padded image (592 wide): x2 = -250 + 592.
+        // A negative end counts from the far edge of the padded image (592 wide): the padded end
+        // -200 + 50 + 10 + 40 = -100 becomes 492, which is 452 in image coordinates.
         let r = rule.region(rect(-200, 10, 50, 50), 512, 512).unwrap();
-        assert_eq!((r.x0, r.x1), (-40, -250 + 592 - 40));
+        assert_eq!((r.x0, r.x1), (-40, 452));
         // Entirely past the far edge: empty.
         assert!(matches!(
             rule.region(rect(700, 700, 50, 50), 512, 512),
@@ -392,6 +393,30 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    #[test]
+    fn proportional_crop_fills_beyond_the_image_with_the_pad_value() {
+        // 20x20 image: 200 everywhere but its bottom two rows, which are 0, so the pad value is 0.
+        let mut pixels = vec![200u8; 400];
+        pixels[360..].fill(0);
+        let frame = GrayFrame::from_vec(20, 20, pixels).unwrap();
+        let pad = pad_value(&frame).unwrap();
+        assert_eq!(pad, 0);
+        let mut builder = CropBuilder::new(CropRule {
+            offsets: Offsets::Proportional { x: 0.5, y: 0.5 },
+        })
+        .unwrap();
+        let mut out = [0u8; INPUT_LEN];
+        let r = builder
+            .crop_u8(&frame, pad, rect(0, 0, 8, 8), &mut out)
+            .unwrap();
+        assert_eq!((r.x0, r.y0, r.x1, r.y1), (-4, -4, 12, 12));
+        // The top-left quarter of the 16x16 crop is padding, the rest is image.
+        assert_eq!(out[0], 0);
+        assert_eq!(out[INPUT_LEN - 1], 200);
+        assert_eq!(out[63 * 64], 0, "left column is padding");
+        assert_eq!(out[40 * 64 + 40], 200);
     }
 
     #[test]
