@@ -117,18 +117,18 @@ pub struct Node {
 /// A weak classifier (a small tree) inside a stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tree {
-    /// Index of its first node in [`Cascade::nodes`].
+    /// Index of its first node in the cascade's node list.
     pub first_node: usize,
     /// Number of nodes.
     pub node_count: usize,
-    /// Index of its first leaf in [`Cascade::leaves`] (a tree has `node_count + 1` leaves).
+    /// Index of its first leaf in the cascade's leaf list (a tree has `node_count + 1` leaves).
     pub first_leaf: usize,
 }
 
 /// A stage: a sum of weak classifiers compared with a threshold.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stage {
-    /// Index of its first tree in [`Cascade::trees`].
+    /// Index of its first tree in the cascade's tree list.
     pub first_tree: usize,
     /// Number of trees.
     pub tree_count: usize,
