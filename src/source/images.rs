@@ -1,0 +1,102 @@
+//! Image files replayed as a stream: a folder (its PNG and JPEG files in name order) or a list.
+
+use std::path::{Path, PathBuf};
+
+use super::{still, FrameSource, SourceError};
+use crate::frame::GrayFrame;
+
+/// A finite sequence of image files, read one per frame.
+#[derive(Debug)]
+pub struct ImageSequence {
+    name: String,
+    paths: Vec<PathBuf>,
+    next: usize,
+}
+
+fn is_image(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+}
+
+impl ImageSequence {
+    /// The PNG and JPEG files in `dir`, sorted by file name.
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, SourceError> {
+        let dir = dir.as_ref();
+        let name = format!("images:{}", dir.display());
+        let open_err = |reason: String| SourceError::Open {
+            source_name: name.clone(),
+            reason,
+        };
+        let entries = std::fs::read_dir(dir).map_err(|e| open_err(e.to_string()))?;
+        let mut paths = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| open_err(e.to_string()))?.path();
+            if path.is_file() && is_image(&path) {
+                paths.push(path);
+            }
+        }
+        if paths.is_empty() {
+            return Err(open_err(
+                "the folder holds no .png, .jpg or .jpeg files".into(),
+            ));
+        }
+        paths.sort();
+        Ok(Self {
+            name,
+            paths,
+            next: 0,
+        })
+    }
+
+    /// The given files, in the given order.
+    pub fn from_paths(paths: Vec<PathBuf>) -> Result<Self, SourceError> {
+        let name = match paths.as_slice() {
+            [one] => format!("images:{}", one.display()),
+            _ => format!("images:{} files", paths.len()),
+        };
+        if paths.is_empty() {
+            return Err(SourceError::Open {
+                source_name: name,
+                reason: "no image files given".into(),
+            });
+        }
+        Ok(Self {
+            name,
+            paths,
+            next: 0,
+        })
+    }
+
+    /// The files, in replay order.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+}
+
+impl FrameSource for ImageSequence {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Decodes the next file. A file that cannot be read or decoded is a recoverable
+    /// [`SourceError::BadFrame`]: the sequence moves on to the next file.
+    fn next_frame(&mut self, frame: &mut GrayFrame) -> Result<bool, SourceError> {
+        let Some(path) = self.paths.get(self.next) else {
+            return Ok(false);
+        };
+        self.next += 1;
+        let rgb = still::load_rgb(path).map_err(|e| SourceError::BadFrame {
+            source_name: self.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let (w, h) = rgb.dimensions();
+        frame
+            .set_from_rgb8(w as usize, h as usize, rgb.as_raw())
+            .map_err(|e| SourceError::BadFrame {
+                source_name: self.name.clone(),
+                reason: format!("{}: {e}", path.display()),
+            })?;
+        Ok(true)
+    }
+}
