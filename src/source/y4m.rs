@@ -169,16 +169,16 @@ fn parse_header(line: &[u8]) -> Result<Y4mHeader, String> {
                     .filter(|&(n, d)| n > 0.0 && d > 0.0)
                     .map(|(n, d)| n / d)
             }
-            "C" => chroma = Chroma::parse(value).ok_or_else(|| {
-                format!(
+            "C" => {
+                chroma = Chroma::parse(value).ok_or_else(|| {
+                    format!(
                     "colour space C{value} is not supported: emotiond reads 8-bit 4:2:0, 4:2:2, \
                          4:4:4 or mono (e.g. ffmpeg -pix_fmt yuv420p)"
                 )
-            })?,
-            "I" => {
-                if value != "p" && value != "?" {
-                    log::warn!("Y4M stream is interlaced (I{value}); fields are used as one frame");
-                }
+                })?
+            }
+            "I" if value != "p" && value != "?" => {
+                log::warn!("Y4M stream is interlaced (I{value}); fields are used as one frame");
             }
             _ => {}
         }
