@@ -5,7 +5,8 @@
 //! - [`frame`]: the gray frame every stage shares,
 //! - [`detect`]: Viola-Jones cascades that give OpenCV's `detectMultiScale` boxes exactly,
 //! - [`classify`]: fer's face crop, bit for bit, and the mini-Xception emotion network on tract,
-//! - [`resize`]: OpenCV's bilinear resizes, bit for bit.
+//! - [`resize`]: OpenCV's bilinear resizes, bit for bit,
+//! - [`track`]: faces over time, with stable ids, smoothing and hysteresis.
 //!
 //! The `emotiond` binary is a thin command line over this library.
 
@@ -16,3 +17,4 @@ pub mod detect;
 pub mod frame;
 pub mod resize;
 pub mod source;
+pub mod track;
