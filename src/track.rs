@@ -352,7 +352,7 @@ mod tests {
         .unwrap();
         let mut ev = Vec::new();
         let r = rect(50, 50, 100);
-        let mut close = |top: Emotion, other: Emotion| {
+        let close = |top: Emotion, other: Emotion| {
             let mut v = [0.0; CLASS_COUNT];
             v[top.index()] = 0.46;
             v[other.index()] = 0.40;
