@@ -52,10 +52,6 @@ pub enum ModelError {
     BadOutput(Vec<f32>),
 }
 
-fn zero_input() -> Tensor {
-    Tensor::zero::<f32>(&[1, INPUT_SIDE, INPUT_SIDE, 1]).expect("a 64x64 f32 tensor")
-}
-
 fn chain(e: &TractError) -> String {
     format!("{e:#}")
 }
@@ -64,7 +60,7 @@ fn chain(e: &TractError) -> String {
 pub struct EmotionModel {
     path: PathBuf,
     state: TypedSimpleState,
-    input: Option<Arc<Tensor>>,
+    input: Arc<Tensor>,
 }
 
 impl std::fmt::Debug for EmotionModel {
@@ -143,10 +139,11 @@ impl EmotionModel {
             .and_then(|m| m.into_runnable())
             .map_err(unsupported)?;
         let state = plan.spawn().map_err(unsupported)?;
+        let input = Tensor::zero::<f32>(&want).map_err(unsupported)?;
         Ok(Self {
             path: path.to_path_buf(),
             state,
-            input: Some(Arc::new(zero_input())),
+            input: Arc::new(input),
         })
     }
 
@@ -158,10 +155,9 @@ impl EmotionModel {
     /// Fills the input of the next [`EmotionModel::run`]: `fill` gets the 64x64 values,
     /// row-major, and its result is passed back.
     pub fn with_input<R>(&mut self, fill: impl FnOnce(&mut [f32]) -> R) -> R {
-        let arc = self.input.get_or_insert_with(|| Arc::new(zero_input()));
-        // tract drops its reference to the input when a run ends, so this is a plain borrow; were
-        // it still shared, make_mut would copy it rather than alias it.
-        let tensor = Arc::make_mut(arc);
+        // tract drops its reference to the input when a run ends (checked by a test below), so
+        // this is a plain borrow; were it still shared, make_mut would copy it rather than alias it.
+        let tensor = Arc::make_mut(&mut self.input);
         let mut view = tensor
             .as_plain_ram_mut()
             .expect("a tensor made by Tensor::zero has plain storage");
@@ -171,11 +167,9 @@ impl EmotionModel {
 
     /// Runs the network on the input buffer and writes the 7 class probabilities to `probs`.
     pub fn run(&mut self, probs: &mut [f32; CLASS_COUNT]) -> Result<(), ModelError> {
-        let Some(input) = self.input.take() else {
-            return Err(ModelError::Run("no input was set".into()));
-        };
-        let result = self.state.run(tvec!(TValue::from_const(input.clone())));
-        self.input = Some(input);
+        let result = self
+            .state
+            .run(tvec!(TValue::from_const(self.input.clone())));
         let outputs = result.map_err(|e| ModelError::Run(chain(&e)))?;
         let out = outputs[0]
             .try_as_plain_ram()
@@ -185,7 +179,6 @@ impl EmotionModel {
             return Err(ModelError::Run(format!("{} outputs, not 7", out.len())));
         }
         probs.copy_from_slice(out);
-        drop(outputs);
         let sane = probs
             .iter()
             .all(|p| p.is_finite() && (0.0..=1.0).contains(p));
@@ -193,5 +186,25 @@ impl EmotionModel {
             return Err(ModelError::BadOutput(probs.to_vec()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_input_tensor_is_reused_not_copied() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/emotion_mini_xception_f32.tflite");
+        let mut model = EmotionModel::load(path).unwrap();
+        let before = Arc::as_ptr(&model.input);
+        let mut probs = [0.0; CLASS_COUNT];
+        for _ in 0..3 {
+            model.with_input(|x| x.fill(0.5));
+            model.run(&mut probs).unwrap();
+            assert_eq!(Arc::strong_count(&model.input), 1, "tract kept the input");
+        }
+        assert_eq!(Arc::as_ptr(&model.input), before);
     }
 }
