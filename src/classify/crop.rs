@@ -235,20 +235,16 @@ impl CropRule {
             Offsets::Proportional { x: fx, y: fy } => {
                 let ox = (f64::from(fx) * side as f64).round() as i64;
                 let oy = (f64::from(fy) * side as f64).round() as i64;
-                let r = CropRegion {
+                CropRegion {
                     x0: sx - ox,
                     y0: sy - oy,
                     x1: sx + side + ox,
                     y1: sy + side + oy,
-                };
-                let overlaps = r.x0 < width as i64 && r.x1 > 0 && r.y0 < height as i64 && r.y1 > 0;
-                if !overlaps {
-                    return Err(err_outside());
                 }
-                r
             }
         };
-        // The crop must show some of the image: a slice of pure border is not a face.
+        // The crop must show some of the image: a slice of pure border (or of nothing past the
+        // image) is not a face.
         let inside =
             region.x0 < width as i64 && region.x1 > 0 && region.y0 < height as i64 && region.y1 > 0;
         if !inside {
@@ -259,10 +255,12 @@ impl CropRule {
 }
 
 /// Builds network inputs from face boxes, reusing its buffers from face to face.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CropBuilder {
     rule: CropRule,
+    /// The cut-out region at its own size.
     crop: Vec<u8>,
+    /// The region resized to 64x64, before scaling.
     small: Vec<u8>,
     resizer: Resizer,
 }
@@ -273,7 +271,9 @@ impl CropBuilder {
         rule.validate()?;
         Ok(Self {
             rule,
-            ..Self::default()
+            crop: Vec::new(),
+            small: vec![0; INPUT_LEN],
+            resizer: Resizer::new(),
         })
     }
 
@@ -292,20 +292,7 @@ impl CropBuilder {
         out: &mut [u8; INPUT_LEN],
     ) -> Result<CropRegion, CropError> {
         let region = self.rule.region(face, frame.width(), frame.height())?;
-        let (cw, ch) = (region.width(), region.height());
-        self.crop.clear();
-        self.crop.resize(cw * ch, pad);
-        // Copy the part of the region that lies inside the image; the rest keeps the pad value.
-        let (w, h) = (frame.width() as i64, frame.height() as i64);
-        let (ix0, ix1) = (region.x0.max(0), region.x1.min(w));
-        let (iy0, iy1) = (region.y0.max(0), region.y1.min(h));
-        for y in iy0..iy1 {
-            let src = &frame.row(y as usize)[ix0 as usize..ix1 as usize];
-            let start = (y - region.y0) as usize * cw + (ix0 - region.x0) as usize;
-            self.crop[start..start + src.len()].copy_from_slice(src);
-        }
-        self.resizer
-            .resize_linear(&self.crop, cw, ch, out, INPUT_SIDE, INPUT_SIDE);
+        cut_and_resize(&mut self.crop, &mut self.resizer, frame, pad, region, out);
         Ok(region)
     }
 
@@ -318,16 +305,43 @@ impl CropBuilder {
         face: Rect,
         out: &mut [f32],
     ) -> Result<CropRegion, CropError> {
-        let mut small = std::mem::take(&mut self.small);
-        small.resize(INPUT_LEN, 0);
-        let pixels: &mut [u8; INPUT_LEN] = (&mut small[..]).try_into().expect("INPUT_LEN bytes");
-        let region = self.crop_u8(frame, pad, face, pixels);
-        if region.is_ok() {
-            normalise(pixels, out);
-        }
-        self.small = small;
-        region
+        let region = self.rule.region(face, frame.width(), frame.height())?;
+        cut_and_resize(
+            &mut self.crop,
+            &mut self.resizer,
+            frame,
+            pad,
+            region,
+            &mut self.small,
+        );
+        normalise(&self.small, out);
+        Ok(region)
     }
+}
+
+/// Cuts `region` out of `frame` into `crop` (pixels outside the image take `pad`) and resizes it to
+/// 64x64 into `out` with OpenCV's INTER_LINEAR rule.
+fn cut_and_resize(
+    crop: &mut Vec<u8>,
+    resizer: &mut Resizer,
+    frame: &GrayFrame,
+    pad: u8,
+    region: CropRegion,
+    out: &mut [u8],
+) {
+    let (cw, ch) = (region.width(), region.height());
+    crop.clear();
+    crop.resize(cw * ch, pad);
+    // Copy the part of the region that lies inside the image; the rest keeps the pad value.
+    let (w, h) = (frame.width() as i64, frame.height() as i64);
+    let (ix0, ix1) = (region.x0.max(0), region.x1.min(w));
+    let (iy0, iy1) = (region.y0.max(0), region.y1.min(h));
+    for y in iy0..iy1 {
+        let src = &frame.row(y as usize)[ix0 as usize..ix1 as usize];
+        let start = (y - region.y0) as usize * cw + (ix0 - region.x0) as usize;
+        crop[start..start + src.len()].copy_from_slice(src);
+    }
+    resizer.resize_linear(crop, cw, ch, out, INPUT_SIDE, INPUT_SIDE);
 }
 
 /// fer's scaling of a gray pixel to the network's range, in float32 as numpy computes it.
