@@ -27,12 +27,7 @@ fn faces(root: &str) -> Vec<(GrayFrame, Rect)> {
             .map(|x| x.as_i64().unwrap() as i32)
             .collect();
         let frame = load_gray(format!("{root}/{}", f["image"].as_str().unwrap())).unwrap();
-        let r = Rect {
-            x: b[0],
-            y: b[1],
-            w: b[2],
-            h: b[3],
-        };
+        let r = Rect::new(b[0], b[1], b[2], b[3]);
         out.push((frame, r));
     }
     out

@@ -275,8 +275,8 @@ impl Tracker {
 mod tests {
     use super::*;
 
-    fn rect(x: i32, y: i32, s: i32) -> Rect {
-        Rect { x, y, w: s, h: s }
+    fn square(x: i32, y: i32, side: i32) -> Rect {
+        Rect::new(x, y, side, side)
     }
 
     fn probs(e: Emotion, p: f32) -> Probs {
@@ -287,16 +287,16 @@ mod tests {
 
     #[test]
     fn iou_of_known_boxes() {
-        assert_eq!(iou(rect(0, 0, 10), rect(0, 0, 10)), 1.0);
-        assert_eq!(iou(rect(0, 0, 10), rect(20, 0, 10)), 0.0);
-        assert!((iou(rect(0, 0, 10), rect(5, 0, 10)) - 50.0 / 150.0).abs() < 1e-6);
+        assert_eq!(iou(square(0, 0, 10), square(0, 0, 10)), 1.0);
+        assert_eq!(iou(square(0, 0, 10), square(20, 0, 10)), 0.0);
+        assert!((iou(square(0, 0, 10), square(5, 0, 10)) - 50.0 / 150.0).abs() < 1e-6);
     }
 
     #[test]
     fn tracks_are_confirmed_after_n_hits_and_lost_after_m_misses() {
         let mut t = Tracker::new(TrackParams::default()).unwrap();
         let mut ev = Vec::new();
-        let face = [(rect(100, 100, 80), probs(Emotion::Happy, 0.9))];
+        let face = [(square(100, 100, 80), probs(Emotion::Happy, 0.9))];
         t.update(&face, &mut ev);
         t.update(&face, &mut ev);
         assert!(ev.is_empty(), "not yet confirmed: {ev:?}");
@@ -328,15 +328,15 @@ mod tests {
         let (a, b) = (probs(Emotion::Sad, 0.8), probs(Emotion::Angry, 0.8));
         for step in 0..10 {
             // Two faces drifting towards each other by 4 px per frame, listed in swapped order.
-            let fa = (rect(100 + 4 * step, 100, 80), a);
-            let fb = (rect(400 - 4 * step, 110, 80), b);
+            let fa = (square(100 + 4 * step, 100, 80), a);
+            let fb = (square(400 - 4 * step, 110, 80), b);
             let faces = if step % 2 == 0 { [fa, fb] } else { [fb, fa] };
             t.update(&faces, &mut ev);
             let by_id: Vec<(u64, Emotion)> = t.confirmed().map(|t| (t.id, t.label)).collect();
             assert!(by_id.contains(&(1, Emotion::Sad)), "{by_id:?}");
             assert!(by_id.contains(&(2, Emotion::Angry)), "{by_id:?}");
         }
-        t.update(&[(rect(700, 300, 60), a)], &mut ev);
+        t.update(&[(square(700, 300, 60), a)], &mut ev);
         assert!(ev.contains(&TrackEvent::Appeared {
             id: 3,
             label: Emotion::Sad
@@ -351,7 +351,7 @@ mod tests {
         })
         .unwrap();
         let mut ev = Vec::new();
-        let r = rect(50, 50, 100);
+        let r = square(50, 50, 100);
         let close = |top: Emotion, other: Emotion| {
             let mut v = [0.0; CLASS_COUNT];
             v[top.index()] = 0.46;

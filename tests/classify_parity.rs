@@ -41,12 +41,7 @@ fn rect(v: &Value) -> Rect {
         .iter()
         .map(|x| x.as_i64().unwrap() as i32)
         .collect();
-    Rect {
-        x: b[0],
-        y: b[1],
-        w: b[2],
-        h: b[3],
-    }
+    Rect::new(b[0], b[1], b[2], b[3])
 }
 
 fn probs(v: &Value) -> [f32; CLASS_COUNT] {
@@ -225,15 +220,7 @@ fn a_blank_frame_gives_a_finite_distribution() {
     for value in [0u8, 128, 255] {
         let frame = GrayFrame::filled(64, 64, value);
         let p = classifier
-            .classify(
-                &frame,
-                Rect {
-                    x: 0,
-                    y: 0,
-                    w: 64,
-                    h: 64,
-                },
-            )
+            .classify(&frame, Rect::new(0, 0, 64, 64))
             .unwrap();
         assert!(p.0.iter().all(|v| v.is_finite()));
         assert!(Emotion::ALL.contains(&p.top()));
@@ -245,57 +232,15 @@ fn bad_boxes_are_errors_not_answers() {
     let mut classifier = Classifier::load(model_path(), CropRule::fer()).unwrap();
     let frame = GrayFrame::filled(100, 80, 90);
     for (b, what) in [
-        (
-            Rect {
-                x: 10,
-                y: 10,
-                w: 0,
-                h: 20,
-            },
-            "no area",
-        ),
-        (
-            Rect {
-                x: 10,
-                y: 10,
-                w: 20,
-                h: -3,
-            },
-            "no area",
-        ),
-        (
-            Rect {
-                x: 500,
-                y: 10,
-                w: 20,
-                h: 20,
-            },
-            "outside the 100x80 image",
-        ),
-        (
-            Rect {
-                x: -95,
-                y: 10,
-                w: 50,
-                h: 50,
-            },
-            "outside the 100x80 image",
-        ),
+        (Rect::new(10, 10, 0, 20), "no area"),
+        (Rect::new(10, 10, 20, -3), "no area"),
+        (Rect::new(500, 10, 20, 20), "outside the 100x80 image"),
+        (Rect::new(-95, 10, 50, 50), "outside the 100x80 image"),
     ] {
         let err = classifier.classify(&frame, b).unwrap_err();
         assert!(matches!(err, ClassifyError::Crop(_)));
         assert!(err.to_string().contains(what), "{b:?}: {err}");
     }
     let empty = GrayFrame::filled(0, 0, 0);
-    assert!(classifier
-        .classify(
-            &empty,
-            Rect {
-                x: 0,
-                y: 0,
-                w: 5,
-                h: 5
-            }
-        )
-        .is_err());
+    assert!(classifier.classify(&empty, Rect::new(0, 0, 5, 5)).is_err());
 }

@@ -360,37 +360,35 @@ pub fn normalise(pixels: &[u8], out: &mut [f32]) {
 mod tests {
     use super::*;
 
-    fn rect(x: i32, y: i32, w: i32, h: i32) -> Rect {
-        Rect { x, y, w, h }
-    }
-
     #[test]
     fn to_square_centres_with_floor_division() {
-        assert_eq!(to_square(rect(10, 10, 5, 8)), rect(9, 10, 8, 8));
-        assert_eq!(to_square(rect(10, 10, 8, 5)), rect(10, 9, 8, 8));
-        assert_eq!(to_square(rect(-3, 0, 4, 4)), rect(-3, 0, 4, 4));
+        assert_eq!(to_square(Rect::new(10, 10, 5, 8)), Rect::new(9, 10, 8, 8));
+        assert_eq!(to_square(Rect::new(10, 10, 8, 5)), Rect::new(10, 9, 8, 8));
+        assert_eq!(to_square(Rect::new(-3, 0, 4, 4)), Rect::new(-3, 0, 4, 4));
     }
 
     #[test]
     fn fer_region_follows_numpy_slicing() {
         let rule = CropRule::fer();
         // Inside: the square box plus 10 px each side.
-        let r = rule.region(rect(100, 100, 50, 50), 512, 512).unwrap();
+        let r = rule.region(Rect::new(100, 100, 50, 50), 512, 512).unwrap();
         assert_eq!((r.x0, r.y0, r.x1, r.y1), (90, 90, 160, 160));
         // Past the top-left corner: the start is clamped at the padded image's edge (-40).
-        let r = rule.region(rect(-60, -60, 100, 100), 512, 512).unwrap();
+        let r = rule
+            .region(Rect::new(-60, -60, 100, 100), 512, 512)
+            .unwrap();
         assert_eq!((r.x0, r.y0, r.x1, r.y1), (-40, -40, 50, 50));
         // A negative end counts from the far edge of the padded image (592 wide): the padded end
         // -200 + 50 + 10 + 40 = -100 becomes 492, which is 452 in image coordinates.
-        let r = rule.region(rect(-200, 10, 50, 50), 512, 512).unwrap();
+        let r = rule.region(Rect::new(-200, 10, 50, 50), 512, 512).unwrap();
         assert_eq!((r.x0, r.x1), (-40, 452));
         // Entirely past the far edge: empty.
         assert!(matches!(
-            rule.region(rect(700, 700, 50, 50), 512, 512),
+            rule.region(Rect::new(700, 700, 50, 50), 512, 512),
             Err(CropError::OutsideImage { .. })
         ));
         assert!(matches!(
-            rule.region(rect(100, 100, 0, 0), 512, 512),
+            rule.region(Rect::new(100, 100, 0, 0), 512, 512),
             Err(CropError::EmptyBox { .. })
         ));
     }
@@ -400,7 +398,7 @@ mod tests {
         let rule = CropRule {
             offsets: Offsets::Proportional { x: 0.2, y: 0.1 },
         };
-        let r = rule.region(rect(-30, 5, 100, 100), 64, 64).unwrap();
+        let r = rule.region(Rect::new(-30, 5, 100, 100), 64, 64).unwrap();
         assert_eq!((r.x0, r.y0, r.x1, r.y1), (-50, -5, 90, 115));
         assert!(CropRule {
             offsets: Offsets::Proportional { x: -0.1, y: 0.0 }
@@ -423,7 +421,7 @@ mod tests {
         .unwrap();
         let mut out = [0u8; INPUT_LEN];
         let r = builder
-            .crop_u8(&frame, pad, rect(0, 0, 8, 8), &mut out)
+            .crop_u8(&frame, pad, Rect::new(0, 0, 8, 8), &mut out)
             .unwrap();
         assert_eq!((r.x0, r.y0, r.x1, r.y1), (-4, -4, 12, 12));
         // The top-left quarter of the 16x16 crop is padding, the rest is image.

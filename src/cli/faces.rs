@@ -113,7 +113,7 @@ pub fn parse_box(s: &str) -> Result<Rect, String> {
     let parts: Vec<&str> = s.split(',').map(str::trim).collect();
     let nums: Option<Vec<i32>> = parts.iter().map(|p| p.parse().ok()).collect();
     match nums.as_deref() {
-        Some(&[x, y, w, h]) if w > 0 && h > 0 => Ok(Rect { x, y, w, h }),
+        Some(&[x, y, w, h]) if w > 0 && h > 0 => Ok(Rect::new(x, y, w, h)),
         Some(&[_, _, _, _]) => Err(format!("{s:?}: width and height must be at least 1")),
         _ => Err(format!(
             "{s:?}: expected a box as x,y,w,h in whole pixels, e.g. 170,60,120,90"

@@ -137,26 +137,22 @@ impl Grouper {
 mod tests {
     use super::*;
 
-    fn r(x: i32, y: i32, w: i32, h: i32) -> Rect {
-        Rect { x, y, w, h }
-    }
-
     #[test]
     fn clusters_are_averaged_and_thresholded() {
         let mut rects = vec![
-            r(10, 10, 40, 40),
-            r(12, 11, 40, 40),
-            r(11, 9, 42, 42),
-            r(200, 200, 30, 30), // alone: dropped at threshold 1
+            Rect::new(10, 10, 40, 40),
+            Rect::new(12, 11, 40, 40),
+            Rect::new(11, 9, 42, 42),
+            Rect::new(200, 200, 30, 30), // alone: dropped at threshold 1
         ];
         Grouper::new().group(&mut rects, 1, GROUP_EPS);
         // x: 33/3 = 11, y: 30/3 = 10, w: 122/3 = 40.67 -> 41.
-        assert_eq!(rects, vec![r(11, 10, 41, 41)]);
+        assert_eq!(rects, vec![Rect::new(11, 10, 41, 41)]);
     }
 
     #[test]
     fn threshold_zero_keeps_raw_candidates() {
-        let mut rects = vec![r(0, 0, 10, 10), r(1, 1, 10, 10)];
+        let mut rects = vec![Rect::new(0, 0, 10, 10), Rect::new(1, 1, 10, 10)];
         Grouper::new().group(&mut rects, 0, GROUP_EPS);
         assert_eq!(rects.len(), 2);
     }
@@ -164,30 +160,30 @@ mod tests {
     #[test]
     fn chains_join_transitively() {
         // a~b and b~c but not a~c: partition still makes one class.
-        let a = r(0, 0, 100, 100);
-        let b = r(15, 0, 100, 100);
-        let c = r(30, 0, 100, 100);
+        let a = Rect::new(0, 0, 100, 100);
+        let b = Rect::new(15, 0, 100, 100);
+        let c = Rect::new(30, 0, 100, 100);
         assert!(
             similar(&a, &b, GROUP_EPS) && similar(&b, &c, GROUP_EPS) && !similar(&a, &c, GROUP_EPS)
         );
         let mut rects = vec![a, c, b];
         Grouper::new().group(&mut rects, 2, GROUP_EPS);
-        assert_eq!(rects, vec![r(15, 0, 100, 100)]);
+        assert_eq!(rects, vec![Rect::new(15, 0, 100, 100)]);
     }
 
     #[test]
     fn small_box_inside_a_stronger_one_is_dropped() {
-        let mut rects = vec![r(50, 50, 20, 20); 3];
-        rects.extend(vec![r(40, 40, 60, 60); 5]);
+        let mut rects = vec![Rect::new(50, 50, 20, 20); 3];
+        rects.extend(vec![Rect::new(40, 40, 60, 60); 5]);
         Grouper::new().group(&mut rects, 1, GROUP_EPS);
-        assert_eq!(rects, vec![r(40, 40, 60, 60)]);
+        assert_eq!(rects, vec![Rect::new(40, 40, 60, 60)]);
     }
 
     #[test]
     fn halves_round_to_even_like_opencv() {
         // x sum 1 over 2 members = 0.5 -> 0; 3/2 = 1.5 -> 2.
-        let mut rects = vec![r(0, 1, 10, 10), r(1, 2, 10, 10)];
+        let mut rects = vec![Rect::new(0, 1, 10, 10), Rect::new(1, 2, 10, 10)];
         Grouper::new().group(&mut rects, 1, GROUP_EPS);
-        assert_eq!(rects, vec![r(0, 2, 10, 10)]);
+        assert_eq!(rects, vec![Rect::new(0, 2, 10, 10)]);
     }
 }

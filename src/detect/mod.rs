@@ -53,6 +53,11 @@ pub struct Rect {
 }
 
 impl Rect {
+    /// The box at `(x, y)` of size `w x h`.
+    pub const fn new(x: i32, y: i32, w: i32, h: i32) -> Self {
+        Rect { x, y, w, h }
+    }
+
     /// The box as `[x, y, w, h]`, the order OpenCV and the JSON output use.
     pub fn to_array(self) -> [i32; 4] {
         [self.x, self.y, self.w, self.h]
