@@ -4,8 +4,9 @@
 //! OpenCV builds fer's crops and ai-edge-litert runs both the model emotiond ships and fer's own
 //! quantized model on them.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
 
 use emotiond::classify::crop::{pad_value, CropBuilder, CropRule, INPUT_LEN};
 use emotiond::classify::{
@@ -15,42 +16,11 @@ use emotiond::detect::Rect;
 use emotiond::frame::GrayFrame;
 use emotiond::source::still::load_gray;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn reference() -> Value {
-    let text = std::fs::read_to_string(root().join("tests/data/reference/classify.json"))
-        .expect("reference JSON");
-    serde_json::from_str(&text).expect("reference JSON parses")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn rect(v: &Value) -> Rect {
-    let b: Vec<i32> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap() as i32)
-        .collect();
-    Rect::new(b[0], b[1], b[2], b[3])
-}
+use common::{floats, hex, ints, rect, reference, root};
 
 fn probs(v: &Value) -> [f32; CLASS_COUNT] {
-    let p: Vec<f32> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
+    let p: Vec<f32> = floats(v).into_iter().map(|x| x as f32).collect();
     p.try_into().unwrap()
 }
 
@@ -70,14 +40,14 @@ fn model_path() -> std::path::PathBuf {
 
 #[test]
 fn the_reference_was_made_with_the_committed_model() {
-    let reference = reference();
+    let reference = reference("classify.json");
     let bytes = std::fs::read(model_path()).unwrap();
     assert_eq!(reference["model"]["sha256"].as_str().unwrap(), hex(&bytes));
 }
 
 #[test]
 fn pad_values_match_opencv() {
-    let reference = reference();
+    let reference = reference("classify.json");
     let mut frames = Frames(HashMap::new());
     for (rel, v) in reference["images"].as_object().unwrap() {
         let pad = pad_value(frames.get(rel)).unwrap();
@@ -94,7 +64,7 @@ fn pad_values_match_opencv() {
 /// error.
 #[test]
 fn crops_and_tensors_equal_fers_bit_for_bit() {
-    let reference = reference();
+    let reference = reference("classify.json");
     let mut frames = Frames(HashMap::new());
     let mut builder = CropBuilder::new(CropRule::fer()).unwrap();
     let (mut checked, mut refused) = (0, 0);
@@ -123,12 +93,7 @@ fn crops_and_tensors_equal_fers_bit_for_bit() {
             Some(other) => panic!("unknown expect_error {other}"),
             None => {
                 let region = got.unwrap_or_else(|e| panic!("{rel} {b:?}: {e}"));
-                let want: Vec<i64> = face["region"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_i64().unwrap())
-                    .collect();
+                let want = ints(&face["region"]);
                 assert_eq!(
                     vec![region.x0, region.y0, region.x1, region.y1],
                     want,
@@ -165,7 +130,7 @@ fn margin(p: &[f32; CLASS_COUNT]) -> f32 {
 /// fer's own (dynamic-range quantized) model.
 #[test]
 fn probabilities_match_the_tflite_interpreter() {
-    let reference = reference();
+    let reference = reference("classify.json");
     let mut frames = Frames(HashMap::new());
     let mut classifier = Classifier::load(model_path(), CropRule::fer()).expect("model loads");
     let (mut faces, mut worst_same, mut worst_fer, mut fer_compared) = (0, 0f32, 0f32, 0);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_fails, emotiond, root};
+use common::{assert_fails, emotiond, floats, ints, reference, root};
 use serde_json::Value;
 
 const ASTRONAUT: &str = "tests/data/images/skimage__astronaut.png";
@@ -22,45 +22,20 @@ fn json(o: &std::process::Output) -> Value {
 
 /// The reference probabilities (LiteRT on the shipped model) for `box` on `image`.
 fn reference_probs(image: &str, bbox: [i64; 4]) -> Vec<f64> {
-    let text = std::fs::read_to_string(root().join("tests/data/reference/classify.json")).unwrap();
-    let r: Value = serde_json::from_str(&text).unwrap();
+    let r = reference("classify.json");
     let face = r["faces"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| {
-            f["image"] == image
-                && f["box"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_i64().unwrap())
-                    .eq(bbox)
-        })
+        .find(|f| f["image"] == image && ints(&f["box"]) == bbox)
         .unwrap_or_else(|| panic!("{image} {bbox:?} not in the reference"));
-    face["probs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect()
+    floats(&face["probs"])
 }
 
 /// Checks a face object: box, 7 probabilities equal to the reference, label = the top class.
 fn check_face(face: &Value, image: &str, bbox: [i64; 4]) {
-    let got_box: Vec<i64> = face["box"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
-    assert_eq!(got_box, bbox);
-    let probs: Vec<f64> = face["probs"]
-        .as_array()
-        .expect("probs")
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    assert_eq!(ints(&face["box"]), bbox);
+    let probs = floats(&face["probs"]);
     assert_eq!(probs.len(), 7);
     let want = reference_probs(image, bbox);
     for (g, w) in probs.iter().zip(&want) {

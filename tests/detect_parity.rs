@@ -4,22 +4,15 @@
 //! opencv-python on the committed images. Every image x cascade x parameter set must give exactly
 //! OpenCV's set of boxes (OpenCV's order varies with its thread count, so sets are compared).
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use emotiond::detect::{Cascade, DetectParams, Detector};
 use emotiond::source::still::load_gray;
 use serde_json::Value;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn reference() -> Value {
-    let text = std::fs::read_to_string(root().join("tests/data/reference/detect.json"))
-        .expect("reference JSON");
-    serde_json::from_str(&text).expect("reference JSON parses")
-}
+use common::{rect, reference, root};
 
 fn params(reference: &Value, name: &str) -> DetectParams {
     let p = &reference["params"][name];
@@ -35,21 +28,13 @@ fn boxes(v: &Value) -> BTreeSet<[i32; 4]> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|b| {
-            let b: Vec<i32> = b
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_i64().unwrap() as i32)
-                .collect();
-            [b[0], b[1], b[2], b[3]]
-        })
+        .map(|b| rect(b).to_array())
         .collect()
 }
 
 /// Runs one cascade over every image at both parameter sets; returns the differences.
 fn check_cascade(name: &str) -> (usize, usize, Vec<String>) {
-    let reference = reference();
+    let reference = reference("detect.json");
     let rel = reference["cascades"][name]["path"]
         .as_str()
         .expect("cascade in reference");
@@ -124,7 +109,7 @@ fn haar_tilted_trees_match_opencv() {
 
 #[test]
 fn reference_covers_the_committed_images() {
-    let reference = reference();
+    let reference = reference("detect.json");
     let listed: BTreeSet<String> = reference["images"]
         .as_array()
         .unwrap()

@@ -3,40 +3,23 @@
 //! `tests/data/reference/resize.json` holds SHA-256 digests of `cv2.resize` and `cv2.cvtColor` outputs
 //! made by `scripts/make-resize-reference.py` with opencv-python 4.14.
 
-use std::path::Path;
+mod common;
 
 use emotiond::frame::rgb_to_gray;
 use emotiond::resize::Resizer;
 use emotiond::source::still::load_gray;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-fn reference() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/reference/resize.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use common::{hex, reference, root};
 
 #[test]
 fn resizes_match_opencv_bit_for_bit() {
-    let reference = reference();
+    let reference = reference("resize.json");
     let mut resizer = Resizer::new();
     let mut failures = Vec::new();
     let cases = reference["resize"].as_array().unwrap();
     for case in cases {
         let name = case["image"].as_str().unwrap();
-        let img = load_gray(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/data/images")
-                .join(name),
-        )
-        .unwrap();
+        let img = load_gray(root().join("tests/data/images").join(name)).unwrap();
         let (dw, dh) = (
             case["width"].as_u64().unwrap() as usize,
             case["height"].as_u64().unwrap() as usize,
@@ -63,6 +46,8 @@ fn gray_conversion_matches_opencv_on_every_colour() {
     }
     assert_eq!(
         hex(&gray),
-        reference()["gray_all_colours_sha256"].as_str().unwrap()
+        reference("resize.json")["gray_all_colours_sha256"]
+            .as_str()
+            .unwrap()
     );
 }

@@ -1,8 +1,12 @@
-//! Helpers shared by the command-line tests.
+//! Helpers shared by the integration tests: paths, the committed reference files, and running the
+//! binary.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -28,5 +32,46 @@ pub fn assert_fails(o: &Output, needles: &[&str]) {
     assert!(!err.contains("panicked"), "panic: {err}");
     for n in needles {
         assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+}
+
+/// A reference file from `tests/data/reference/`, parsed.
+pub fn reference(name: &str) -> Value {
+    let path = root().join("tests/data/reference").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Lower-case hex SHA-256 of `bytes`, as the reference files record digests.
+pub fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A JSON array of integers.
+pub fn ints(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|x| x.as_i64().expect("an integer"))
+        .collect()
+}
+
+/// A JSON array of numbers.
+pub fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|x| x.as_f64().expect("a number"))
+        .collect()
+}
+
+/// A JSON `[x, y, w, h]` as a box.
+pub fn rect(v: &Value) -> emotiond::detect::Rect {
+    match ints(v)[..] {
+        [x, y, w, h] => emotiond::detect::Rect::new(x as i32, y as i32, w as i32, h as i32),
+        _ => panic!("not a box: {v}"),
     }
 }
