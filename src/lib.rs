@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod classify;
+pub mod config;
 pub mod detect;
 pub mod frame;
 pub mod resize;
