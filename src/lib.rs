@@ -17,5 +17,6 @@ pub mod config;
 pub mod detect;
 pub mod frame;
 pub mod resize;
+pub mod signal;
 pub mod source;
 pub mod track;

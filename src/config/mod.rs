@@ -6,7 +6,7 @@
 //! read, so each error carries the line it came from, and [`check`] reports every bad line of a file
 //! at once (`emotiond check-config`).
 
-mod values;
+pub mod values;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,27 @@
+//! Signals out: LEDs, the serial event line, and the log.
+//!
+//! - [`leds`]: what the LEDs should show ([`LedController`]) and the hardware edge ([`LedDriver`]),
+//!   with backends for a Raspberry Pi (`rppal`), any Linux GPIO character device (`gpiocdev`,
+//!   including the kernel's gpio-sim) and the log (no hardware).
+//! - [`protocol`]: the versioned serial line protocol, as text with a checksum or as JSON.
+//! - [`serial`]: where protocol lines go (a tty through `rppal::uart`, or standard output), with
+//!   retries when a port fails.
+//!
+//! The log (`log` crate, stderr) never carries protocol lines, and the protocol never carries log
+//! lines, so a program reading the serial line sees only the grammar in README.md.
+//!
+//! # Troubleshooting
+//! - *Permission denied* on `/dev/gpiochipN` or `/dev/gpiomem`: add the user to the `gpio` group
+//!   (`sudo usermod -aG gpio $USER`, then log in again); the packaged service already runs in it.
+//! - *Permission denied* on a tty: the `dialout` group.
+//! - *Line busy*: another program (or a device-tree overlay) holds the line; `gpioinfo` names it.
+
+pub mod backends;
+pub mod leds;
+pub mod protocol;
+pub mod serial;
+
+pub use backends::open_leds;
+pub use leds::{LedController, LedDriver, LedError, LedLine, LedState};
+pub use protocol::{Encoder, Event};
+pub use serial::{LineSink, RetryingSerial};

@@ -1,0 +1,269 @@
+//! Where protocol lines go: a tty (UART, USB adapter, pty) through `rppal::uart`, or standard output;
+//! and the retry wrapper that keeps the daemon running while a port is gone.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Something that takes whole protocol lines.
+pub trait LineSink: Send {
+    /// Sends one line (with its `\n`). An error means the sink is broken and should be reopened.
+    fn send(&mut self, line: &str) -> io::Result<()>;
+
+    /// Waits (briefly) until what was sent has left, before the daemon exits.
+    fn finish(&mut self) {}
+}
+
+/// Standard output, flushed after every line.
+#[derive(Debug, Default)]
+pub struct StdoutSink;
+
+impl LineSink for StdoutSink {
+    fn send(&mut self, line: &str) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        out.write_all(line.as_bytes())?;
+        out.flush()
+    }
+}
+
+/// How long a line may wait for room in the tty's queue before the rest of it is dropped.
+const WRITE_DEADLINE: Duration = Duration::from_millis(200);
+
+/// A tty opened with `rppal::uart::Uart::with_path`: raw mode, 8N1, no flow control. Writes never
+/// block the pipeline for long: a line that finds no room within 200 ms is cut (its checksum then
+/// fails, so a reader can tell).
+pub struct UartSink {
+    path: PathBuf,
+    uart: rppal::uart::Uart,
+}
+
+impl std::fmt::Debug for UartSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UartSink").field("path", &self.path).finish()
+    }
+}
+
+impl UartSink {
+    /// Opens `path` at `baud`.
+    pub fn open(path: impl Into<PathBuf>, baud: u32) -> io::Result<Self> {
+        let path = path.into();
+        let uart = rppal::uart::Uart::with_path(&path, baud, rppal::uart::Parity::None, 8, 1)
+            .map_err(|e| match e {
+                rppal::uart::Error::Io(io) => io,
+                other => io::Error::other(other.to_string()),
+            })?;
+        Ok(UartSink { path, uart })
+    }
+}
+
+fn uart_io(e: rppal::uart::Error) -> io::Error {
+    match e {
+        rppal::uart::Error::Io(io) => io,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+impl LineSink for UartSink {
+    fn send(&mut self, line: &str) -> io::Result<()> {
+        let mut rest = line.as_bytes();
+        let deadline = Instant::now() + WRITE_DEADLINE;
+        while !rest.is_empty() {
+            let n = self.uart.write(rest).map_err(uart_io)?;
+            rest = &rest[n..];
+            if n == 0 {
+                if Instant::now() > deadline {
+                    log::debug!("serial {}: queue full, line cut", self.path.display());
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while self.uart.output_len().is_ok_and(|n| n > 0) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Opens a sink; called again after a failure.
+pub type Opener = Box<dyn FnMut() -> io::Result<Box<dyn LineSink>> + Send>;
+
+/// A sink that survives its port: when a send fails (a USB adapter pulled out, EIO) the port is
+/// closed, lines are dropped and counted, and opening is tried again every `retry` until it works.
+pub struct RetryingSerial {
+    name: String,
+    open: Opener,
+    sink: Option<Box<dyn LineSink>>,
+    retry: Duration,
+    next_try: Instant,
+    dropped: u64,
+    reopened: Option<u64>,
+}
+
+impl std::fmt::Debug for RetryingSerial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryingSerial")
+            .field("name", &self.name)
+            .field("up", &self.sink.is_some())
+            .field("dropped", &self.dropped)
+            .finish()
+    }
+}
+
+impl RetryingSerial {
+    /// Opens now; a failure is logged and retried later, not returned.
+    pub fn new(name: impl Into<String>, mut open: Opener, retry: Duration) -> Self {
+        let name = name.into();
+        let sink = match open() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::warn!(
+                    "serial {name}: cannot open: {e}; lines are dropped until it opens (retrying every {retry:?})"
+                );
+                None
+            }
+        };
+        RetryingSerial {
+            name,
+            open,
+            sink,
+            retry,
+            next_try: Instant::now() + retry,
+            dropped: 0,
+            reopened: None,
+        }
+    }
+
+    /// The tty on `path`, or standard output for `-`.
+    pub fn for_path(path: &str, baud: u32, retry: Duration) -> Self {
+        if path == "-" {
+            return RetryingSerial::new("stdout", Box::new(|| Ok(Box::new(StdoutSink))), retry);
+        }
+        let p = PathBuf::from(path);
+        RetryingSerial::new(
+            path,
+            Box::new(move || Ok(Box::new(UartSink::open(p.clone(), baud)?))),
+            retry,
+        )
+    }
+
+    /// Whether the port is open.
+    pub fn is_up(&self) -> bool {
+        self.sink.is_some()
+    }
+
+    /// Lines dropped since the port last failed.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// After a reopen, once: how many lines were lost while the port was down.
+    pub fn take_reopened(&mut self) -> Option<u64> {
+        self.reopened.take()
+    }
+
+    /// Sends `line`, or drops it while the port is down.
+    pub fn send(&mut self, line: &str) {
+        if self.sink.is_none() && Instant::now() >= self.next_try {
+            self.next_try = Instant::now() + self.retry;
+            match (self.open)() {
+                Ok(s) => {
+                    log::info!("serial {}: open again after {} dropped lines", self.name, self.dropped);
+                    self.sink = Some(s);
+                    self.reopened = Some(self.dropped);
+                    self.dropped = 0;
+                }
+                Err(e) => log::debug!("serial {}: still cannot open: {e}", self.name),
+            }
+        }
+        let Some(sink) = &mut self.sink else {
+            self.dropped += 1;
+            return;
+        };
+        if let Err(e) = sink.send(line) {
+            log::warn!(
+                "serial {}: write failed: {e}; closing it and retrying every {:?}",
+                self.name, self.retry
+            );
+            self.sink = None;
+            self.dropped += 1;
+            self.next_try = Instant::now() + self.retry;
+        }
+    }
+
+    /// Lets the last lines leave.
+    pub fn finish(&mut self) {
+        if let Some(s) = &mut self.sink {
+            s.finish();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A sink into a shared vector that fails on demand, for the retry logic.
+    struct Shared(Arc<Mutex<Vec<String>>>, Arc<AtomicU32>);
+
+    impl LineSink for Shared {
+        fn send(&mut self, line: &str) -> io::Result<()> {
+            if self.1.load(Ordering::SeqCst) > 0 {
+                return Err(io::Error::from_raw_os_error(libc_eio()));
+            }
+            self.0.lock().unwrap().push(line.to_string());
+            Ok(())
+        }
+    }
+
+    fn libc_eio() -> i32 {
+        5
+    }
+
+    #[test]
+    fn a_failed_port_drops_lines_and_is_reopened() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let broken = Arc::new(AtomicU32::new(0));
+        let opens = Arc::new(AtomicU32::new(0));
+        let (l, b, o) = (lines.clone(), broken.clone(), opens.clone());
+        let mut s = RetryingSerial::new(
+            "test",
+            Box::new(move || {
+                o.fetch_add(1, Ordering::SeqCst);
+                if b.load(Ordering::SeqCst) > 1 {
+                    return Err(io::Error::from_raw_os_error(2));
+                }
+                b.store(0, Ordering::SeqCst);
+                Ok(Box::new(Shared(l.clone(), b.clone())))
+            }),
+            Duration::ZERO,
+        );
+        s.send("a\n");
+        broken.store(2, Ordering::SeqCst); // writes fail and so does reopening
+        s.send("b\n");
+        assert!(!s.is_up());
+        s.send("c\n");
+        broken.store(1, Ordering::SeqCst); // reopening works again
+        s.send("d\n");
+        assert!(s.is_up());
+        assert_eq!(s.take_reopened(), Some(2), "b and c were dropped");
+        assert_eq!(s.take_reopened(), None);
+        assert_eq!(*lines.lock().unwrap(), ["a\n", "d\n"]);
+        assert_eq!(opens.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_missing_tty_does_not_stop_the_caller() {
+        let mut s = RetryingSerial::for_path("/dev/tty-emotiond-none", 115_200, Duration::from_secs(60));
+        assert!(!s.is_up());
+        s.send("x\n");
+        assert_eq!(s.dropped(), 1);
+    }
+}
