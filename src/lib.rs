@@ -16,6 +16,7 @@ pub mod classify;
 pub mod config;
 pub mod detect;
 pub mod frame;
+pub mod pipeline;
 pub mod resize;
 pub mod signal;
 pub mod source;

@@ -7,8 +7,9 @@ use clap::Parser;
 mod cli;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = cli::Args::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(args.default_log_level()))
+        .init();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -176,6 +176,23 @@ impl Tracker {
         self.tracks.iter().filter(|t| t.confirmed)
     }
 
+    /// The track with `id`, if it is live.
+    pub fn get(&self, id: u64) -> Option<&Track> {
+        self.tracks.iter().find(|t| t.id == id)
+    }
+
+    /// Forgets every track (the camera went away); each confirmed one gives a `Lost` event.
+    pub fn clear(&mut self, events: &mut Vec<TrackEvent>) {
+        events.clear();
+        events.extend(
+            self.tracks
+                .iter()
+                .filter(|t| t.confirmed)
+                .map(|t| TrackEvent::Lost { id: t.id }),
+        );
+        self.tracks.clear();
+    }
+
     /// Takes one frame's faces and their probabilities; writes what changed into `events`.
     pub fn update(&mut self, faces: &[(Rect, Probs)], events: &mut Vec<TrackEvent>) {
         events.clear();

@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
+mod cameras;
 mod classify;
 mod detect;
 mod faces;
+mod leds;
+mod run;
 
 /// Where the default models live once installed.
 pub const SYSTEM_MODEL_DIR: &str = "/usr/share/emotiond/models";
@@ -26,6 +29,25 @@ enum Command {
     Detect(detect::DetectArgs),
     /// Classify the expression in given face boxes (fer's crop, the mini-Xception network).
     Classify(classify::ClassifyArgs),
+    /// Run the daemon: frames from a camera or a replay, emotions on LEDs and the serial line.
+    Run(run::RunArgs),
+    /// Check a configuration file and report every bad key or value with its line.
+    CheckConfig(run::CheckConfigArgs),
+    /// List V4L2 cameras with their pixel formats, sizes and frame rates.
+    Cameras,
+    /// LED wiring checks.
+    Leds(leds::LedsArgs),
+}
+
+impl Args {
+    /// The log level when RUST_LOG is not set: the daemon says what it does, one-shot commands
+    /// only warn.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Run(_) | Command::Leds(_) => "info",
+            _ => "warn",
+        }
+    }
 }
 
 /// Runs the parsed command line.
@@ -33,6 +55,10 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Detect(a) => detect::run(a),
         Command::Classify(a) => classify::run(a),
+        Command::Run(a) => run::run(a),
+        Command::CheckConfig(a) => run::check_config(a),
+        Command::Cameras => cameras::run(),
+        Command::Leds(a) => leds::run(a),
     }
 }
 
@@ -40,11 +66,16 @@ pub fn run(args: Args) -> Result<()> {
 /// in the data directory beside the installed binary (`<prefix>/share/emotiond/models/`), then in
 /// `/usr/share/emotiond/models/`. A miss names every place tried.
 pub fn find_model(explicit: Option<&Path>, name: &str, flag: &str) -> Result<PathBuf> {
+    let mut name = name;
     if let Some(p) = explicit {
-        if !p.is_file() {
-            bail!("{flag} {}: no such file", p.display());
+        if p.is_file() {
+            return Ok(p.to_path_buf());
         }
-        return Ok(p.to_path_buf());
+        // A bare file name (`haarcascade_frontalface_alt2.xml`) is looked up like the default.
+        match p.to_str() {
+            Some(bare) if p.components().count() == 1 => name = bare,
+            _ => bail!("{flag} {}: no such file", p.display()),
+        }
     }
     let mut tried = vec![PathBuf::from("models").join(name)];
     if let Some(prefix) = std::env::current_exe()

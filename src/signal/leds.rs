@@ -162,12 +162,19 @@ impl LedController {
         self.flush()
     }
 
+    /// Lights line `i` (in [`LedController::lines`] order) fully and nothing else.
+    pub fn light_only(&mut self, i: usize) -> Result<(), LedError> {
+        self.levels.iter_mut().for_each(|l| *l = 0.0);
+        if let Some(l) = self.levels.get_mut(i) {
+            *l = 1.0;
+        }
+        self.flush()
+    }
+
     /// Lights each line alone for `step`, in order, then turns all off: a wiring check.
     pub fn lamp_test(&mut self, step: Duration) -> Result<(), LedError> {
         for i in 0..self.lines.len() {
-            self.levels.iter_mut().for_each(|l| *l = 0.0);
-            self.levels[i] = 1.0;
-            self.flush()?;
+            self.light_only(i)?;
             std::thread::sleep(step);
         }
         self.show(LedState::Off, Duration::ZERO)

@@ -1,18 +1,26 @@
 //! Frames in: everything that turns pixels from outside into a [`GrayFrame`].
 //!
 //! Every source implements [`FrameSource`], which fills a caller-owned frame so a running pipeline
-//! reuses one buffer. Sources so far: still images ([`still`]), folders or lists of images replayed in
-//! order ([`images`]), and Y4M streams from a file or a pipe ([`y4m`]).
+//! reuses one buffer. Sources: still images ([`still`]), folders or lists of images replayed in
+//! order ([`images`]), Y4M streams from a file or a pipe ([`y4m`]), V4L2 cameras ([`v4l2`], with the
+//! pixel formats in [`luma`]) and the Pi camera module through `rpicam-vid` ([`rpicam`]).
+//! [`open`] turns a configured [`SourceSpec`] into one of them.
 
 pub mod images;
+pub mod luma;
+pub mod rpicam;
 pub mod still;
+pub mod v4l2;
 pub mod y4m;
 
 use thiserror::Error;
 
+use crate::config::{SourceConfig, SourceSpec};
 use crate::frame::GrayFrame;
 
 pub use images::ImageSequence;
+pub use rpicam::RpicamSource;
+pub use v4l2::V4l2Source;
 pub use y4m::Y4mSource;
 
 /// Why a source could not give a frame. Every variant names the source.
@@ -29,6 +37,15 @@ pub enum SourceError {
     /// The data is not what the source expects (a bad header, a truncated frame).
     #[error("{source_name}: {reason}")]
     Format {
+        /// The source, as `kind:path`.
+        source_name: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The device or program went away (unplugged, EIO, no frames, exited); [`FrameSource::reopen`]
+    /// may bring it back.
+    #[error("{source_name} lost: {reason}")]
+    Lost {
         /// The source, as `kind:path`.
         source_name: String,
         /// What went wrong.
@@ -64,4 +81,41 @@ pub trait FrameSource {
     fn nominal_fps(&self) -> Option<f64> {
         None
     }
+
+    /// Whether the source is live (a camera) rather than a recording that can be replayed at any rate.
+    fn is_live(&self) -> bool {
+        false
+    }
+
+    /// Opens the device or program again after [`SourceError::Lost`]. Sources that cannot be
+    /// reopened (files, pipes) say so.
+    fn reopen(&mut self) -> Result<(), SourceError> {
+        Err(SourceError::Format {
+            source_name: self.name().to_string(),
+            reason: "this source cannot be reopened".into(),
+        })
+    }
+}
+
+/// Opens the source `cfg` names.
+pub fn open(cfg: &SourceConfig) -> Result<Box<dyn FrameSource + Send>, SourceError> {
+    Ok(match &cfg.input {
+        SourceSpec::Images(dir) => Box::new(ImageSequence::from_dir(dir)?),
+        SourceSpec::Y4m(path) => Box::new(Y4mSource::open(path)?),
+        SourceSpec::V4l2(path) => Box::new(V4l2Source::open(
+            path,
+            v4l2::V4l2Request {
+                width: cfg.width,
+                height: cfg.height,
+                fps: cfg.fps,
+                format: cfg.format,
+            },
+        )?),
+        SourceSpec::Rpicam => Box::new(RpicamSource::open(rpicam::RpicamRequest {
+            command: cfg.rpicam_command.clone(),
+            width: cfg.width,
+            height: cfg.height,
+            fps: cfg.fps,
+        })?),
+    })
 }

@@ -1,0 +1,150 @@
+//! `emotiond run`: the daemon. `emotiond check-config`: a configuration file's problems, each with its
+//! line.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use emotiond::classify::{Classifier, DEFAULT_MODEL};
+use emotiond::config::values::LedBackendSpec;
+use emotiond::config::{self, Config, SourceSpec};
+use emotiond::detect::{Cascade, Detector};
+use emotiond::pipeline::daemon::{self, Outputs, RunOptions};
+use emotiond::pipeline::Pipeline;
+use emotiond::signal::{open_leds, Encoder, RetryingSerial};
+
+use super::detect::DEFAULT_CASCADE;
+
+/// The settings every daemon-like command shares: the file and the flags that override it.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Configuration file. Default: /etc/emotiond/config.toml when it exists, else built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// LED backend: log, rppal, gpiocdev:/dev/gpiochipN or none (overrides leds.backend).
+    #[arg(long, value_name = "BACKEND", value_parser = |s: &str| s.parse::<LedBackendSpec>())]
+    pub leds: Option<LedBackendSpec>,
+}
+
+impl ConfigArgs {
+    /// The configuration file (or defaults) with the flags applied.
+    pub fn load(&self) -> Result<Config> {
+        let mut cfg = match &self.config {
+            Some(path) => Config::load(path)?,
+            None if Path::new(config::DEFAULT_PATH).is_file() => Config::load(config::DEFAULT_PATH)?,
+            None => {
+                log::info!("no {} and no --config: using the built-in defaults", config::DEFAULT_PATH);
+                Config::default()
+            }
+        };
+        if let Some(b) = &self.leds {
+            cfg.leds.backend = b.clone();
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Frames from: v4l2:/dev/videoN, rpicam, y4m:PATH, y4m:- (stdin) or images:DIR (overrides
+    /// source.input).
+    #[arg(long, value_name = "SOURCE", value_parser = |s: &str| s.parse::<SourceSpec>())]
+    source: Option<SourceSpec>,
+    /// Serial event line: a tty (/dev/serial0, /dev/ttyUSB0, a pty) or - for standard output
+    /// (overrides serial.path).
+    #[arg(long, value_name = "PATH")]
+    serial: Option<String>,
+    /// Replay rate for images and Y4M files in frames per second, 0 for as fast as possible; the
+    /// requested rate for cameras (overrides source.fps).
+    #[arg(long, value_name = "FPS")]
+    fps: Option<f64>,
+    /// Stop at the end of a finite source (images, a Y4M file) with the normal stop sequence.
+    #[arg(long)]
+    once: bool,
+    /// Skip the start-up lamp test (overrides leds.lamp_test).
+    #[arg(long)]
+    no_lamp_test: bool,
+}
+
+/// Builds the detector, classifier and tracker the configuration describes.
+pub fn build_pipeline(cfg: &Config) -> Result<Pipeline> {
+    let cascade_path = super::find_model(cfg.detect.cascade.as_deref(), DEFAULT_CASCADE, "detect.cascade")?;
+    let cascade = Cascade::from_file(&cascade_path)?;
+    let model_path = super::find_model(cfg.classify.model.as_deref(), DEFAULT_MODEL, "classify.model")?;
+    let classifier = Classifier::load(&model_path, cfg.classify.rule())?;
+    log::info!("cascade {}, model {}", cascade_path.display(), model_path.display());
+    Ok(Pipeline::new(
+        Detector::new(cascade),
+        cfg.detect.params(),
+        cfg.detect.every,
+        classifier,
+        cfg.track.params(),
+    )?)
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let mut cfg = args.config.load()?;
+    if let Some(s) = args.source {
+        cfg.source.input = s;
+    }
+    if let Some(s) = args.serial {
+        cfg.serial.path = Some(s);
+    }
+    if let Some(fps) = args.fps {
+        anyhow::ensure!(fps.is_finite() && (0.0..=1000.0).contains(&fps), "--fps {fps}: expected 0 to 1000");
+        cfg.source.fps = fps;
+    }
+    // Everything that can refuse to start does so before any device is touched.
+    let pipeline = build_pipeline(&cfg)?;
+    let leds = open_leds(&cfg.leds)?;
+    let serial = cfg.serial.path.as_deref().map(|p| {
+        RetryingSerial::for_path(p, cfg.serial.baud, Duration::from_secs_f64(cfg.serial.retry_interval))
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handlers")?;
+    }
+    let outputs = Outputs {
+        leds,
+        serial,
+        encoder: Encoder::new(cfg.serial.format),
+    };
+    let opts = RunOptions {
+        once: args.once,
+        stop,
+        lamp_test: cfg.leds.lamp_test && !args.no_lamp_test,
+    };
+    daemon::run(&cfg, pipeline, outputs, opts)?;
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The file to check.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+}
+
+/// Prints every problem with its line; fails when there is one.
+pub fn check_config(args: CheckConfigArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let (_, issues) = config::check(&text);
+    if issues.is_empty() {
+        println!("{}: ok", args.file.display());
+        return Ok(());
+    }
+    for i in &issues {
+        match i.line {
+            Some(l) => println!("{}:{l}: {}", args.file.display(), i.message),
+            None => println!("{}: {}", args.file.display(), i.message),
+        }
+    }
+    anyhow::bail!("{}: {} problem(s)", args.file.display(), issues.len())
+}

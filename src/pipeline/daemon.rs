@@ -1,0 +1,435 @@
+//! The running daemon: a reader thread that owns the source, and the main loop that processes
+//! frames, drives the LEDs, writes the serial protocol, reports status, and stops cleanly.
+//!
+//! Frames travel between the two threads in a pool of three reused buffers, so a slow pipeline makes
+//! the reader wait (a camera's driver then drops frames) and nothing is allocated per frame. A live
+//! source (a camera) that fails is reopened with backoff (0.5 s doubling to 10 s) while the main loop
+//! keeps the LEDs, the serial line and the watchdog going. A stop request (SIGTERM, SIGINT) is seen
+//! within 100 ms: LEDs off, a `stop` line, exit.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use super::{stats, Pipeline, PipelineError};
+use crate::config::{Config, SourceConfig};
+use crate::frame::GrayFrame;
+use crate::signal::leds::{LedController, LedState};
+use crate::signal::protocol::{Encoder, Event, Value};
+use crate::signal::serial::RetryingSerial;
+use crate::source::{self, FrameSource, SourceError};
+use crate::track::TrackEvent;
+
+/// Frames in flight between the reader and the pipeline.
+const POOL: usize = 3;
+/// How often the main loop wakes without frames (stop requests, idle LEDs, status).
+const TICK: Duration = Duration::from_millis(100);
+/// First and longest wait between attempts to reopen a lost camera.
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Why the daemon stopped with an error.
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    /// The source could not be opened at start (files and pipes are not retried).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A finite source broke mid-stream.
+    #[error("{0}")]
+    SourceFailed(String),
+    /// A stage failed on a frame.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// How the daemon ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// A stop request (SIGTERM, SIGINT).
+    Signal,
+    /// The end of a finite source, with `--once`.
+    End,
+}
+
+impl StopReason {
+    fn word(self) -> &'static str {
+        match self {
+            StopReason::Signal => "signal",
+            StopReason::End => "end",
+        }
+    }
+}
+
+/// What the reader thread tells the main loop.
+enum Msg {
+    Frame(GrayFrame),
+    End,
+    BadFrame(String),
+    Lost(String),
+    Waiting(String),
+    Back,
+    Failed(String),
+}
+
+/// Options that are not in the configuration file.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stop at the end of a finite source.
+    pub once: bool,
+    /// Set by a signal handler to stop.
+    pub stop: Arc<AtomicBool>,
+    /// Light every LED in turn first.
+    pub lamp_test: bool,
+}
+
+/// The outputs the main loop drives.
+pub struct Outputs {
+    /// The LEDs, if any.
+    pub leds: Option<LedController>,
+    /// The serial event line, if any.
+    pub serial: Option<RetryingSerial>,
+    /// Text or JSON.
+    pub encoder: Encoder,
+}
+
+impl std::fmt::Debug for Outputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outputs")
+            .field("leds", &self.leds)
+            .field("serial", &self.serial)
+            .finish()
+    }
+}
+
+impl Outputs {
+    fn emit(&mut self, event: &Event<'_>) {
+        if let Some(serial) = &mut self.serial {
+            let line = self.encoder.encode(event);
+            serial.send(line);
+            if let Some(dropped) = serial.take_reopened() {
+                let again = Event::new("serial")
+                    .with("state", Value::Str("reopened"))
+                    .with("dropped", Value::Int(dropped as i64));
+                serial.send(self.encoder.encode(&again));
+            }
+        }
+    }
+
+    fn show(&mut self, state: LedState, now: Duration) {
+        if let Some(leds) = &mut self.leds {
+            if let Err(e) = leds.show(state, now) {
+                log::warn!("{e}");
+            }
+        }
+    }
+}
+
+/// The reader thread: owns the source, refills free frames, reopens a lost camera.
+fn reader(
+    cfg: SourceConfig,
+    mut src: Option<Box<dyn FrameSource + Send>>,
+    first_error: Option<String>,
+    tx: SyncSender<Msg>,
+    free: Receiver<GrayFrame>,
+    stop: Arc<AtomicBool>,
+) {
+    let live = matches!(cfg.input, crate::config::SourceSpec::V4l2(_) | crate::config::SourceSpec::Rpicam);
+    let pace = (!live && cfg.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / cfg.fps));
+    let mut due = Instant::now();
+    let mut backoff = BACKOFF_FIRST;
+    let mut spare: Option<GrayFrame> = None;
+    if let Some(e) = first_error {
+        let _ = tx.send(Msg::Lost(e));
+    }
+    while !stop.load(Ordering::Relaxed) {
+        let Some(s) = &mut src else {
+            // Wait out the backoff in short steps so a stop request is seen.
+            let until = Instant::now() + backoff;
+            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_millis(50));
+            }
+            match source::open(&cfg) {
+                Ok(s) => {
+                    src = Some(s);
+                    backoff = BACKOFF_FIRST;
+                    if tx.send(Msg::Back).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    if tx.send(Msg::Waiting(e.to_string())).is_err() {
+                        return;
+                    }
+                }
+            }
+            continue;
+        };
+        let mut frame = match spare.take() {
+            Some(f) => f,
+            None => match free.recv() {
+                Ok(f) => f,
+                Err(_) => return,
+            },
+        };
+        let msg = match s.next_frame(&mut frame) {
+            Ok(true) => {
+                if let Some(step) = pace {
+                    due += step;
+                    let now = Instant::now();
+                    if due > now {
+                        thread::sleep(due - now);
+                    } else {
+                        due = now;
+                    }
+                }
+                Msg::Frame(frame)
+            }
+            Ok(false) => {
+                let _ = tx.send(Msg::End);
+                return;
+            }
+            Err(e) => {
+                spare = Some(frame);
+                match e {
+                    SourceError::BadFrame { .. } => Msg::BadFrame(e.to_string()),
+                    _ if live => {
+                        src = None;
+                        Msg::Lost(e.to_string())
+                    }
+                    _ => {
+                        let _ = tx.send(Msg::Failed(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        };
+        if tx.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs the daemon until a stop request, or the end of a finite source with `--once`.
+pub fn run(
+    cfg: &Config,
+    mut pipeline: Pipeline,
+    mut out: Outputs,
+    opts: RunOptions,
+) -> Result<StopReason, DaemonError> {
+    let start = Instant::now();
+    let live = matches!(cfg.source.input, crate::config::SourceSpec::V4l2(_) | crate::config::SourceSpec::Rpicam);
+    // Files and pipes must open now; a camera that is missing is waited for.
+    let (src, first_error) = match source::open(&cfg.source) {
+        Ok(s) => (Some(s), None),
+        Err(e) if live => {
+            log::warn!("{e}; retrying until it appears");
+            (None, Some(e.to_string()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let version = env!("CARGO_PKG_VERSION");
+    let source_name = cfg.source.input.to_string();
+    let leds_name = out.leds.as_ref().map_or("none".into(), |l| l.describe());
+    out.emit(
+        &Event::new("start")
+            .with("version", Value::Str(version))
+            .with("source", Value::Str(&source_name))
+            .with("leds", Value::Str(&leds_name))
+            .with("detect_every", Value::Int(i64::from(cfg.detect.every))),
+    );
+    log::info!("emotiond {version} started: source {source_name}, LEDs {leds_name}");
+    if opts.lamp_test {
+        if let Some(leds) = &mut out.leds {
+            if let Err(e) = leds.lamp_test(Duration::from_millis(150)) {
+                log::warn!("lamp test: {e}");
+            }
+        }
+    }
+
+    let (tx, rx) = mpsc::sync_channel::<Msg>(POOL);
+    let (free_tx, free_rx) = mpsc::channel::<GrayFrame>();
+    for _ in 0..POOL {
+        let _ = free_tx.send(GrayFrame::default());
+    }
+    let reader_stop = Arc::new(AtomicBool::new(false));
+    let reader_thread = {
+        let cfg = cfg.source.clone();
+        let stop = reader_stop.clone();
+        thread::Builder::new()
+            .name("source".into())
+            .spawn(move || reader(cfg, src, first_error, tx, free_rx, stop))
+            .expect("spawning the source thread")
+    };
+
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled();
+    let mut last_ping = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut ended = false;
+    let status_every = (cfg.serial.status_interval > 0.0)
+        .then(|| Duration::from_secs_f64(cfg.serial.status_interval));
+    let mut last_status = Instant::now();
+    let mut frames_at_status = 0u64;
+    let mut bad_frames = 0u64;
+
+    let result = loop {
+        if opts.stop.load(Ordering::Relaxed) {
+            break Ok(StopReason::Signal);
+        }
+        match rx.recv_timeout(TICK) {
+            Ok(Msg::Frame(frame)) => {
+                last_progress = Instant::now();
+                let frame_no = pipeline.frames();
+                let events = match pipeline.process(&frame) {
+                    Ok(e) => e.to_vec(),
+                    Err(e) => break Err(e.into()),
+                };
+                let _ = free_tx.send(frame);
+                report(&mut out, &pipeline, frame_no, &events);
+            }
+            Ok(Msg::End) => {
+                last_progress = Instant::now();
+                ended = true;
+                let frames = pipeline.frames() as i64;
+                out.emit(&Event::new("source").with("state", Value::Str("end")).with("frames", Value::Int(frames)));
+                log::info!("{source_name}: end after {frames} frames");
+                if opts.once {
+                    break Ok(StopReason::End);
+                }
+                log::info!("waiting for SIGTERM (pass --once to stop at the end of a finite source)");
+            }
+            Ok(Msg::BadFrame(e)) => {
+                last_progress = Instant::now();
+                bad_frames += 1;
+                log::warn!("{e} (frame skipped)");
+            }
+            Ok(Msg::Lost(e)) => {
+                last_progress = Instant::now();
+                log::warn!("{e}; reopening with backoff");
+                out.emit(&Event::new("source").with("state", Value::Str("lost")).with("reason", Value::Str(&e)));
+                let frame_no = pipeline.frames();
+                let events = pipeline.reset().to_vec();
+                report(&mut out, &pipeline, frame_no, &events);
+            }
+            Ok(Msg::Waiting(e)) => {
+                last_progress = Instant::now();
+                log::info!("still waiting: {e}");
+            }
+            Ok(Msg::Back) => {
+                last_progress = Instant::now();
+                log::info!("{source_name}: open again");
+                out.emit(&Event::new("source").with("state", Value::Str("ok")));
+            }
+            Ok(Msg::Failed(e)) => break Err(DaemonError::SourceFailed(e)),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                if !ended {
+                    break Err(DaemonError::SourceFailed(format!("{source_name}: the source thread stopped")));
+                }
+                thread::sleep(TICK);
+            }
+        }
+        // Idle pattern and heartbeat even without frames.
+        let state = match pipeline.driving(cfg.track.drive) {
+            Some(t) => LedState::Emotion(t.label, t.smoothed.get(t.label)),
+            None => LedState::Idle,
+        };
+        out.show(state, start.elapsed());
+        if let Some(every) = status_every {
+            if last_status.elapsed() >= every {
+                let secs = last_status.elapsed().as_secs_f64();
+                let frames = pipeline.frames();
+                status(&mut out, &mut pipeline, start, (frames - frames_at_status) as f64 / secs, bad_frames);
+                frames_at_status = frames;
+                last_status = Instant::now();
+            }
+        }
+        if let Some(wd) = watchdog {
+            let healthy = ended || last_progress.elapsed() < wd;
+            if healthy && last_ping.elapsed() >= wd / 2 {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                last_ping = Instant::now();
+            }
+        }
+    };
+
+    // The stop sequence: the reader is told to stop, LEDs go off, the last lines go out.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    reader_stop.store(true, Ordering::Relaxed);
+    drop(rx);
+    out.show(LedState::Off, start.elapsed());
+    let reason = match &result {
+        Ok(r) => r.word(),
+        Err(_) => "error",
+    };
+    out.emit(
+        &Event::new("stop")
+            .with("reason", Value::Str(reason))
+            .with("frames", Value::Int(pipeline.frames() as i64)),
+    );
+    if let Some(serial) = &mut out.serial {
+        serial.finish();
+    }
+    // The reader may be blocked in a read; give it a moment to drop its source (an rpicam-vid child
+    // is killed when it does), but never hold the exit up.
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while !reader_thread.is_finished() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    log::info!("stopped ({reason}) after {} frames", pipeline.frames());
+    result
+}
+
+/// Writes a frame's track events to the serial line and the log.
+fn report(out: &mut Outputs, pipeline: &Pipeline, frame_no: u64, events: &[TrackEvent]) {
+    for &ev in events {
+        let line = match ev {
+            TrackEvent::Appeared { id, label } => {
+                let t = pipeline.tracker().get(id);
+                let conf = t.map_or(0.0, |t| t.smoothed.get(label));
+                log::info!("face {id} appeared: {label} {conf:.2}");
+                Event::face(frame_no, id, "appeared", Some((label, conf)), None, t.map(|t| t.rect))
+            }
+            TrackEvent::Changed { id, from, to } => {
+                let t = pipeline.tracker().get(id);
+                let conf = t.map_or(0.0, |t| t.smoothed.get(to));
+                log::info!("face {id} changed: {from} -> {to} {conf:.2}");
+                Event::face(frame_no, id, "changed", Some((to, conf)), Some(from), t.map(|t| t.rect))
+            }
+            TrackEvent::Lost { id } => {
+                log::info!("face {id} lost");
+                Event::face(frame_no, id, "lost", None, None, None)
+            }
+        };
+        out.emit(&line);
+    }
+}
+
+fn status(out: &mut Outputs, p: &mut Pipeline, start: Instant, fps: f64, bad_frames: u64) {
+    let faces = p.tracker().confirmed().count() as i64;
+    let ms = |v: Option<f32>| Value::Num(f64::from(v.unwrap_or(0.0)), 1);
+    let mut e = Event::new("status")
+        .with("uptime", Value::Num(start.elapsed().as_secs_f64(), 0))
+        .with("frames", Value::Int(p.frames() as i64))
+        .with("fps", Value::Num(fps, 1))
+        .with("faces", Value::Int(faces))
+        .with("detect_p50_ms", ms(p.detect_times.quantile_ms(0.5)))
+        .with("detect_p95_ms", ms(p.detect_times.quantile_ms(0.95)))
+        .with("classify_p50_ms", ms(p.classify_times.quantile_ms(0.5)))
+        .with("classify_p95_ms", ms(p.classify_times.quantile_ms(0.95)))
+        .with("bad_frames", Value::Int(bad_frames as i64));
+    if let Some(t) = stats::cpu_temperature() {
+        e = e.with("temp_c", Value::Num(f64::from(t), 1));
+    }
+    if let Some(m) = stats::resident_mib() {
+        e = e.with("rss_mib", Value::Num(f64::from(m), 1));
+    }
+    log::debug!("status: {} frames, {fps:.1} fps", p.frames());
+    out.emit(&e);
+}

@@ -1,0 +1,191 @@
+//! The stages wired together: [`Pipeline`] takes one gray frame through detection, classification and
+//! tracking; [`daemon`] runs it over a source with LEDs, the serial line, signals and systemd.
+
+pub mod daemon;
+pub mod stats;
+
+use std::time::Instant;
+
+use thiserror::Error;
+
+use crate::classify::{ClassifyError, Classifier, Probs};
+use crate::config::Drive;
+use crate::detect::{DetectError, DetectParams, Detector, Rect};
+use crate::frame::GrayFrame;
+use crate::track::{Track, TrackEvent, TrackParams, Tracker};
+
+use stats::Latencies;
+
+/// Why a frame could not be processed.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    /// The detector refused the frame or its parameters.
+    #[error("detection: {0}")]
+    Detect(#[from] DetectError),
+    /// The classifier failed on a face (not a refused box: those are skipped).
+    #[error("classification: {0}")]
+    Classify(#[from] ClassifyError),
+}
+
+/// Detection, classification and tracking of one frame at a time, with every buffer reused.
+pub struct Pipeline {
+    detector: Detector,
+    params: DetectParams,
+    every: u32,
+    classifier: Classifier,
+    tracker: Tracker,
+    boxes: Vec<Rect>,
+    local: Vec<Rect>,
+    roi: GrayFrame,
+    scored: Vec<(Rect, Probs)>,
+    events: Vec<TrackEvent>,
+    frames: u64,
+    /// Detection time per frame.
+    pub detect_times: Latencies,
+    /// Classification time per frame (all faces).
+    pub classify_times: Latencies,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("params", &self.params)
+            .field("every", &self.every)
+            .field("frames", &self.frames)
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline from its stages. `every` > 1 runs the full-frame detector on every `every`th frame
+    /// only, with a local search around the known faces in between.
+    pub fn new(
+        detector: Detector,
+        params: DetectParams,
+        every: u32,
+        classifier: Classifier,
+        track: TrackParams,
+    ) -> Result<Self, PipelineError> {
+        params.validate()?;
+        Ok(Pipeline {
+            detector,
+            params,
+            every: every.max(1),
+            classifier,
+            tracker: Tracker::new(track).map_err(|e| DetectError::BadParam(e.to_string()))?,
+            boxes: Vec::new(),
+            local: Vec::new(),
+            roi: GrayFrame::default(),
+            scored: Vec::new(),
+            events: Vec::new(),
+            frames: 0,
+            detect_times: Latencies::default(),
+            classify_times: Latencies::default(),
+        })
+    }
+
+    /// Frames processed so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// The tracker, for the live tracks.
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// The faces found in the last frame and their probabilities.
+    pub fn faces(&self) -> &[(Rect, Probs)] {
+        &self.scored
+    }
+
+    /// Takes one frame through every stage; returns what changed for the confirmed tracks.
+    pub fn process(&mut self, frame: &GrayFrame) -> Result<&[TrackEvent], PipelineError> {
+        let t0 = Instant::now();
+        let full = self.every == 1 || self.frames % u64::from(self.every) == 0;
+        if full {
+            self.detector.detect_into(frame, &self.params, &mut self.boxes)?;
+        } else {
+            self.local_search(frame)?;
+        }
+        let t1 = Instant::now();
+        self.scored.clear();
+        for &r in &self.boxes {
+            match self.classifier.classify(frame, r) {
+                Ok(p) => self.scored.push((r, p)),
+                // A box the crop rule refuses (all padding) is not a face to report.
+                Err(ClassifyError::Crop(e)) => log::debug!("face {r:?} skipped: {e}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let t2 = Instant::now();
+        self.detect_times.push(t1 - t0);
+        self.classify_times.push(t2 - t1);
+        self.tracker.update(&self.scored, &mut self.events);
+        self.frames += 1;
+        Ok(&self.events)
+    }
+
+    /// Forgets every face (the source went away); returns the `Lost` events.
+    pub fn reset(&mut self) -> &[TrackEvent] {
+        self.tracker.clear(&mut self.events);
+        &self.events
+    }
+
+    /// Between full detections: the detector on a window around each live track, with face sizes
+    /// near the track's.
+    fn local_search(&mut self, frame: &GrayFrame) -> Result<(), DetectError> {
+        self.boxes.clear();
+        let (fw, fh) = (frame.width() as i32, frame.height() as i32);
+        for t in self.tracker.tracks() {
+            let r = t.rect;
+            let margin = r.w.max(r.h) / 2;
+            let x0 = (r.x - margin).max(0);
+            let y0 = (r.y - margin).max(0);
+            let x1 = (r.x + r.w + margin).min(fw);
+            let y1 = (r.y + r.h + margin).min(fh);
+            if x1 <= x0 || y1 <= y0 {
+                continue;
+            }
+            let (w, h) = ((x1 - x0) as usize, (y1 - y0) as usize);
+            self.roi.reset(w, h);
+            for (y, row) in self.roi.pixels_mut().chunks_exact_mut(w).enumerate() {
+                let src = frame.row(y0 as usize + y);
+                row.copy_from_slice(&src[x0 as usize..x1 as usize]);
+            }
+            let side = r.w.max(r.h) as usize;
+            let params = DetectParams {
+                min_size: (side * 3 / 4).max(self.params.min_size),
+                max_size: side * 4 / 3,
+                ..self.params
+            };
+            if params.max_size < params.min_size {
+                continue;
+            }
+            self.detector.detect_into(&self.roi, &params, &mut self.local)?;
+            for l in &self.local {
+                let shifted = Rect::new(l.x + x0, l.y + y0, l.w, l.h);
+                if !self.boxes.contains(&shifted) {
+                    self.boxes.push(shifted);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The confirmed track that drives the LEDs under `drive`, if any face is confirmed.
+    pub fn driving(&self, drive: Drive) -> Option<&Track> {
+        let confirmed = self.tracker.confirmed();
+        match drive {
+            Drive::First => confirmed.min_by_key(|t| t.id),
+            Drive::Largest => confirmed.max_by(|a, b| {
+                let area = |t: &Track| i64::from(t.rect.w) * i64::from(t.rect.h);
+                area(a).cmp(&area(b)).then(b.id.cmp(&a.id))
+            }),
+            Drive::MostConfident => confirmed.max_by(|a, b| {
+                let p = |t: &Track| t.smoothed.get(t.label);
+                p(a).total_cmp(&p(b)).then(b.id.cmp(&a.id))
+            }),
+        }
+    }
+}
