@@ -8,8 +8,10 @@ mod cli;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(args.default_log_level()))
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or(args.default_log_level()),
+    )
+    .init();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -31,13 +31,26 @@ pub fn run() -> Result<()> {
                 continue;
             }
         };
-        if !caps.capabilities.contains(v4l::capability::Flags::VIDEO_CAPTURE) {
-            writeln!(out, "{path}: {} ({}): not a capture device", caps.card, caps.driver)?;
+        if !caps
+            .capabilities
+            .contains(v4l::capability::Flags::VIDEO_CAPTURE)
+        {
+            writeln!(
+                out,
+                "{path}: {} ({}): not a capture device",
+                caps.card, caps.driver
+            )?;
             continue;
         }
         writeln!(out, "{path}: {} ({}, {})", caps.card, caps.driver, caps.bus)?;
-        if matches!(caps.driver.as_str(), "unicam" | "rp1-cfe" | "bcm2835-isp" | "pispbe") {
-            writeln!(out, "  a Raspberry Pi camera node: use --source rpicam for the camera module")?;
+        if matches!(
+            caps.driver.as_str(),
+            "unicam" | "rp1-cfe" | "bcm2835-isp" | "pispbe"
+        ) {
+            writeln!(
+                out,
+                "  a Raspberry Pi camera node: use --source rpicam for the camera module"
+            )?;
         }
         for desc in dev.enum_formats().unwrap_or_default() {
             let usable = PixelFormat::from_fourcc(desc.fourcc.repr).is_some();
@@ -46,7 +59,11 @@ pub fn run() -> Result<()> {
                 "  {} {}{}",
                 desc.fourcc,
                 desc.description,
-                if usable { "" } else { " (not read by emotiond)" }
+                if usable {
+                    ""
+                } else {
+                    " (not read by emotiond)"
+                }
             )?;
             for size in dev.enum_framesizes(desc.fourcc).unwrap_or_default() {
                 for d in size.size.to_discrete() {
@@ -55,14 +72,29 @@ pub fn run() -> Result<()> {
                         .unwrap_or_default()
                         .iter()
                         .filter_map(|i| match &i.interval {
-                            v4l::frameinterval::FrameIntervalEnum::Discrete(f) if f.numerator > 0 => {
-                                Some(format!("{:.4}", f64::from(f.denominator) / f64::from(f.numerator)))
+                            v4l::frameinterval::FrameIntervalEnum::Discrete(f)
+                                if f.numerator > 0 =>
+                            {
+                                Some(format!(
+                                    "{:.4}",
+                                    f64::from(f.denominator) / f64::from(f.numerator)
+                                ))
                             }
                             _ => None,
                         })
                         .map(|s| s.trim_end_matches('0').trim_end_matches('.').to_string())
                         .collect();
-                    writeln!(out, "    {}x{} @ {} fps", d.width, d.height, if rates.is_empty() { "?".into() } else { rates.join(", ") })?;
+                    writeln!(
+                        out,
+                        "    {}x{} @ {} fps",
+                        d.width,
+                        d.height,
+                        if rates.is_empty() {
+                            "?".into()
+                        } else {
+                            rates.join(", ")
+                        }
+                    )?;
                 }
             }
         }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use emotiond::signal::open_leds;
 use emotiond::signal::leds::lines_of;
+use emotiond::signal::open_leds;
 
 use super::run::ConfigArgs;
 
@@ -44,7 +44,11 @@ pub fn run(args: LedsArgs) -> Result<()> {
         "{}: {} line(s), {}",
         leds.describe(),
         lines.len(),
-        if cfg.leds.active_low { "active-low" } else { "active-high" }
+        if cfg.leds.active_low {
+            "active-low"
+        } else {
+            "active-high"
+        }
     );
     for cycle in 0..args.cycles {
         for (i, line) in lines.iter().enumerate() {

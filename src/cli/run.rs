@@ -35,9 +35,14 @@ impl ConfigArgs {
     pub fn load(&self) -> Result<Config> {
         let mut cfg = match &self.config {
             Some(path) => Config::load(path)?,
-            None if Path::new(config::DEFAULT_PATH).is_file() => Config::load(config::DEFAULT_PATH)?,
+            None if Path::new(config::DEFAULT_PATH).is_file() => {
+                Config::load(config::DEFAULT_PATH)?
+            }
             None => {
-                log::info!("no {} and no --config: using the built-in defaults", config::DEFAULT_PATH);
+                log::info!(
+                    "no {} and no --config: using the built-in defaults",
+                    config::DEFAULT_PATH
+                );
                 Config::default()
             }
         };
@@ -74,11 +79,23 @@ pub struct RunArgs {
 
 /// Builds the detector, classifier and tracker the configuration describes.
 pub fn build_pipeline(cfg: &Config) -> Result<Pipeline> {
-    let cascade_path = super::find_model(cfg.detect.cascade.as_deref(), DEFAULT_CASCADE, "detect.cascade")?;
+    let cascade_path = super::find_model(
+        cfg.detect.cascade.as_deref(),
+        DEFAULT_CASCADE,
+        "detect.cascade",
+    )?;
     let cascade = Cascade::from_file(&cascade_path)?;
-    let model_path = super::find_model(cfg.classify.model.as_deref(), DEFAULT_MODEL, "classify.model")?;
+    let model_path = super::find_model(
+        cfg.classify.model.as_deref(),
+        DEFAULT_MODEL,
+        "classify.model",
+    )?;
     let classifier = Classifier::load(&model_path, cfg.classify.rule())?;
-    log::info!("cascade {}, model {}", cascade_path.display(), model_path.display());
+    log::info!(
+        "cascade {}, model {}",
+        cascade_path.display(),
+        model_path.display()
+    );
     Ok(Pipeline::new(
         Detector::new(cascade),
         cfg.detect.params(),
@@ -97,14 +114,21 @@ pub fn run(args: RunArgs) -> Result<()> {
         cfg.serial.path = Some(s);
     }
     if let Some(fps) = args.fps {
-        anyhow::ensure!(fps.is_finite() && (0.0..=1000.0).contains(&fps), "--fps {fps}: expected 0 to 1000");
+        anyhow::ensure!(
+            fps.is_finite() && (0.0..=1000.0).contains(&fps),
+            "--fps {fps}: expected 0 to 1000"
+        );
         cfg.source.fps = fps;
     }
     // Everything that can refuse to start does so before any device is touched.
     let pipeline = build_pipeline(&cfg)?;
     let leds = open_leds(&cfg.leds)?;
     let serial = cfg.serial.path.as_deref().map(|p| {
-        RetryingSerial::for_path(p, cfg.serial.baud, Duration::from_secs_f64(cfg.serial.retry_interval))
+        RetryingSerial::for_path(
+            p,
+            cfg.serial.baud,
+            Duration::from_secs_f64(cfg.serial.retry_interval),
+        )
     });
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

@@ -411,7 +411,9 @@ pub fn check(text: &str) -> (Option<Config>, Vec<ConfigIssue>) {
                 });
                 let syntax = toml::from_str::<toml::Table>(&current).is_err();
                 match line {
-                    Some(l) if !syntax && l >= 1 && l <= lines.len() && !lines[l - 1].is_empty() => {
+                    Some(l)
+                        if !syntax && l >= 1 && l <= lines.len() && !lines[l - 1].is_empty() =>
+                    {
                         blank(&mut lines, l - 1);
                     }
                     _ => break,
@@ -445,12 +447,13 @@ fn line_of(text: &str, byte: usize) -> usize {
 
 /// The first line whose text starts with `key` followed by `=`, for checks that span several keys.
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        l.trim_start()
-            .strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with('='))
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
 }
 
 /// Checks between keys, which a single value's reader cannot see.
@@ -499,8 +502,8 @@ fn cross_checks(c: &Config, text: &str) -> Vec<ConfigIssue> {
                 }
             }
         }
-        let explicit_pins = text.lines().any(|l| l.trim() == "[leds.pins]")
-            || line_of_key(text, "pins").is_some();
+        let explicit_pins =
+            text.lines().any(|l| l.trim() == "[leds.pins]") || line_of_key(text, "pins").is_some();
         if explicit_pins {
             issues.push(ConfigIssue {
                 line: line_of_key(text, "rgb"),

@@ -43,7 +43,10 @@ format = "json"
         Path::new("x.toml"),
     )
     .unwrap();
-    assert_eq!(c.source.input, SourceSpec::Images("tests/data/replay".into()));
+    assert_eq!(
+        c.source.input,
+        SourceSpec::Images("tests/data/replay".into())
+    );
     assert_eq!(c.source.fps, 5.0);
     assert_eq!(c.detect.params().min_neighbors, 3);
     assert_eq!(c.detect.every, 4);
@@ -52,9 +55,16 @@ format = "json"
         Offsets::Proportional { x: 0.1, y: 0.2 }
     );
     assert_eq!(c.track.drive, Drive::MostConfident);
-    assert_eq!(c.leds.backend, values::LedBackendSpec::Gpiocdev("/dev/gpiochip1".into()));
+    assert_eq!(
+        c.leds.backend,
+        values::LedBackendSpec::Gpiocdev("/dev/gpiochip1".into())
+    );
     assert_eq!(c.leds.pins.get(Emotion::Happy), Some(5));
-    assert_eq!(c.leds.pins.get(Emotion::Angry), None, "a pins table lists only its own LEDs");
+    assert_eq!(
+        c.leds.pins.get(Emotion::Angry),
+        None,
+        "a pins table lists only its own LEDs"
+    );
     assert_eq!(c.serial.path.as_deref(), Some("/dev/ttyUSB0"));
     assert_eq!(c.serial.format, SerialFormat::Json);
 }
@@ -74,11 +84,23 @@ baud = 12345
 ";
     let got = issues(text);
     let lines: Vec<Option<usize>> = got.iter().map(|(l, _)| *l).collect();
-    assert_eq!(lines, [Some(2), Some(3), Some(5), Some(6), Some(8), Some(9)], "{got:#?}");
+    assert_eq!(
+        lines,
+        [Some(2), Some(3), Some(5), Some(6), Some(8), Some(9)],
+        "{got:#?}"
+    );
     assert!(got[0].1.contains("above 1"), "{}", got[0].1);
-    assert!(got[1].1.contains("min_neigbors") && got[1].1.contains("min_neighbors"), "{}", got[1].1);
+    assert!(
+        got[1].1.contains("min_neigbors") && got[1].1.contains("min_neighbors"),
+        "{}",
+        got[1].1
+    );
     assert!(got[2].1.contains("0 to 1"), "{}", got[2].1);
-    assert!(got[3].1.contains("biggest") && got[3].1.contains("largest"), "{}", got[3].1);
+    assert!(
+        got[3].1.contains("biggest") && got[3].1.contains("largest"),
+        "{}",
+        got[3].1
+    );
     assert!(got[4].1.contains("115200"), "{}", got[4].1);
     assert!(got[5].1.contains("colour"), "{}", got[5].1);
 }
@@ -104,7 +126,11 @@ fn source_and_backend_specs_are_checked() {
 fn pin_conflicts_and_missing_pins_are_refused() {
     let got = issues("[leds.pins]\nhappy = 5\nsad = 5\n");
     assert_eq!(got.len(), 1, "{got:#?}");
-    assert!(got[0].1.contains("line 5 is given to both happy and sad"), "{}", got[0].1);
+    assert!(
+        got[0].1.contains("line 5 is given to both happy and sad"),
+        "{}",
+        got[0].1
+    );
     let got = issues("[leds]\npins = {}\n");
     assert!(got[0].1.contains("no emotion has a line"), "{got:#?}");
     let got = issues("[leds]\nrgb = { red = 1, green = 2, blue = 2 }\n");
@@ -112,7 +138,13 @@ fn pin_conflicts_and_missing_pins_are_refused() {
     let got = issues("[leds.pins]\nhapy = 5\n");
     assert!(got.contains(&(Some(2), "unknown field `hapy`, expected one of `angry`, `disgust`, `fear`, `happy`, `sad`, `surprise`, `neutral`".to_string())), "{got:#?}");
     let got = issues("[leds]\nrgb = { red = 1, green = 2, blue = 3 }\npins = { happy = 4 }\n");
-    assert_eq!(got, [(Some(2), "leds: set pins (one LED per emotion) or rgb (one RGB LED), not both".to_string())]);
+    assert_eq!(
+        got,
+        [(
+            Some(2),
+            "leds: set pins (one LED per emotion) or rgb (one RGB LED), not both".to_string()
+        )]
+    );
 }
 
 #[test]
@@ -123,7 +155,9 @@ fn settings_that_conflict_are_refused() {
     assert_eq!(got[0].0, Some(3), "{got:#?}");
     let got = issues("[leds]\nbrightness = \"confidence\"\n");
     assert!(got[0].1.contains("rppal"), "{got:#?}");
-    let got = issues("[leds]\nrgb = { red = 1, green = 2, blue = 3 }\n[leds.colors]\nhappy = \"#ff8000\"\n");
+    let got = issues(
+        "[leds]\nrgb = { red = 1, green = 2, blue = 3 }\n[leds.colors]\nhappy = \"#ff8000\"\n",
+    );
     assert_eq!(got[0].0, Some(4), "{got:#?}");
     let ok = issues("[leds]\nbackend = \"rppal\"\nrgb = { red = 1, green = 2, blue = 3 }\n[leds.colors]\nhappy = \"#ff8000\"\n");
     assert!(ok.is_empty(), "{ok:#?}");
@@ -132,5 +166,21 @@ fn settings_that_conflict_are_refused() {
 #[test]
 fn an_unreadable_file_names_itself() {
     let err = Config::load("/nonexistent/emotiond.toml").unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/emotiond.toml"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/emotiond.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_board_file_parses_and_documents_the_defaults() {
+    let c = Config::load(concat!(env!("CARGO_MANIFEST_DIR"), "/board/config.toml")).unwrap();
+    let mut expect = Config::default();
+    expect.detect.cascade = Some("haarcascade_frontalface_default.xml".into());
+    expect.classify.model = Some(crate::classify::DEFAULT_MODEL.into());
+    expect.classify.offsets = Some([10, 10]);
+    expect.leds.backend = values::LedBackendSpec::Rppal;
+    expect.serial.path = Some("/dev/serial0".into());
+    assert_eq!(c, expect);
+    assert_eq!(c.classify.rule(), CropRule::fer());
 }

@@ -137,7 +137,10 @@ fn reader(
     free: Receiver<GrayFrame>,
     stop: Arc<AtomicBool>,
 ) {
-    let live = matches!(cfg.input, crate::config::SourceSpec::V4l2(_) | crate::config::SourceSpec::Rpicam);
+    let live = matches!(
+        cfg.input,
+        crate::config::SourceSpec::V4l2(_) | crate::config::SourceSpec::Rpicam
+    );
     let pace = (!live && cfg.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / cfg.fps));
     let mut due = Instant::now();
     let mut backoff = BACKOFF_FIRST;
@@ -222,7 +225,10 @@ pub fn run(
     opts: RunOptions,
 ) -> Result<StopReason, DaemonError> {
     let start = Instant::now();
-    let live = matches!(cfg.source.input, crate::config::SourceSpec::V4l2(_) | crate::config::SourceSpec::Rpicam);
+    let live = matches!(
+        cfg.source.input,
+        crate::config::SourceSpec::V4l2(_) | crate::config::SourceSpec::Rpicam
+    );
     // Files and pipes must open now; a camera that is missing is waited for.
     let (src, first_error) = match source::open(&cfg.source) {
         Ok(s) => (Some(s), None),
@@ -297,12 +303,18 @@ pub fn run(
                 last_progress = Instant::now();
                 ended = true;
                 let frames = pipeline.frames() as i64;
-                out.emit(&Event::new("source").with("state", Value::Str("end")).with("frames", Value::Int(frames)));
+                out.emit(
+                    &Event::new("source")
+                        .with("state", Value::Str("end"))
+                        .with("frames", Value::Int(frames)),
+                );
                 log::info!("{source_name}: end after {frames} frames");
                 if opts.once {
                     break Ok(StopReason::End);
                 }
-                log::info!("waiting for SIGTERM (pass --once to stop at the end of a finite source)");
+                log::info!(
+                    "waiting for SIGTERM (pass --once to stop at the end of a finite source)"
+                );
             }
             Ok(Msg::BadFrame(e)) => {
                 last_progress = Instant::now();
@@ -312,7 +324,11 @@ pub fn run(
             Ok(Msg::Lost(e)) => {
                 last_progress = Instant::now();
                 log::warn!("{e}; reopening with backoff");
-                out.emit(&Event::new("source").with("state", Value::Str("lost")).with("reason", Value::Str(&e)));
+                out.emit(
+                    &Event::new("source")
+                        .with("state", Value::Str("lost"))
+                        .with("reason", Value::Str(&e)),
+                );
                 let frame_no = pipeline.frames();
                 let events = pipeline.reset().to_vec();
                 report(&mut out, &pipeline, frame_no, &events);
@@ -330,7 +346,9 @@ pub fn run(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 if !ended {
-                    break Err(DaemonError::SourceFailed(format!("{source_name}: the source thread stopped")));
+                    break Err(DaemonError::SourceFailed(format!(
+                        "{source_name}: the source thread stopped"
+                    )));
                 }
                 thread::sleep(TICK);
             }
@@ -345,7 +363,13 @@ pub fn run(
             if last_status.elapsed() >= every {
                 let secs = last_status.elapsed().as_secs_f64();
                 let frames = pipeline.frames();
-                status(&mut out, &mut pipeline, start, (frames - frames_at_status) as f64 / secs, bad_frames);
+                status(
+                    &mut out,
+                    &mut pipeline,
+                    start,
+                    (frames - frames_at_status) as f64 / secs,
+                    bad_frames,
+                );
                 frames_at_status = frames;
                 last_status = Instant::now();
             }
@@ -394,13 +418,27 @@ fn report(out: &mut Outputs, pipeline: &Pipeline, frame_no: u64, events: &[Track
                 let t = pipeline.tracker().get(id);
                 let conf = t.map_or(0.0, |t| t.smoothed.get(label));
                 log::info!("face {id} appeared: {label} {conf:.2}");
-                Event::face(frame_no, id, "appeared", Some((label, conf)), None, t.map(|t| t.rect))
+                Event::face(
+                    frame_no,
+                    id,
+                    "appeared",
+                    Some((label, conf)),
+                    None,
+                    t.map(|t| t.rect),
+                )
             }
             TrackEvent::Changed { id, from, to } => {
                 let t = pipeline.tracker().get(id);
                 let conf = t.map_or(0.0, |t| t.smoothed.get(to));
                 log::info!("face {id} changed: {from} -> {to} {conf:.2}");
-                Event::face(frame_no, id, "changed", Some((to, conf)), Some(from), t.map(|t| t.rect))
+                Event::face(
+                    frame_no,
+                    id,
+                    "changed",
+                    Some((to, conf)),
+                    Some(from),
+                    t.map(|t| t.rect),
+                )
             }
             TrackEvent::Lost { id } => {
                 log::info!("face {id} lost");

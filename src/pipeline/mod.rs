@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use thiserror::Error;
 
-use crate::classify::{ClassifyError, Classifier, Probs};
+use crate::classify::{Classifier, ClassifyError, Probs};
 use crate::config::Drive;
 use crate::detect::{DetectError, DetectParams, Detector, Rect};
 use crate::frame::GrayFrame;
@@ -104,7 +104,8 @@ impl Pipeline {
         let t0 = Instant::now();
         let full = self.every == 1 || self.frames % u64::from(self.every) == 0;
         if full {
-            self.detector.detect_into(frame, &self.params, &mut self.boxes)?;
+            self.detector
+                .detect_into(frame, &self.params, &mut self.boxes)?;
         } else {
             self.local_search(frame)?;
         }
@@ -162,7 +163,8 @@ impl Pipeline {
             if params.max_size < params.min_size {
                 continue;
             }
-            self.detector.detect_into(&self.roi, &params, &mut self.local)?;
+            self.detector
+                .detect_into(&self.roi, &params, &mut self.local)?;
             for l in &self.local {
                 let shifted = Rect::new(l.x + x0, l.y + y0, l.w, l.h);
                 if !self.boxes.contains(&shifted) {

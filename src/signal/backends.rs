@@ -16,7 +16,9 @@ pub fn open_leds(cfg: &LedConfig) -> Result<Option<LedController>, LedError> {
     let driver: Box<dyn LedDriver + Send> = match &cfg.backend {
         LedBackendSpec::None => return Ok(None),
         LedBackendSpec::Log => Box::new(LogLeds::new(lines)),
-        LedBackendSpec::Gpiocdev(path) => Box::new(GpiocdevLeds::open(path, &lines, cfg.active_low)?),
+        LedBackendSpec::Gpiocdev(path) => {
+            Box::new(GpiocdevLeds::open(path, &lines, cfg.active_low)?)
+        }
         LedBackendSpec::Rppal => Box::new(RppalLeds::open(&lines, cfg.active_low, cfg.pwm_hz)?),
     };
     LedController::new(cfg, driver).map(Some)
@@ -142,7 +144,11 @@ impl LedDriver for GpiocdevLeds {
 
     fn write(&mut self, levels: &[f32]) -> Result<(), LedError> {
         for (&offset, &level) in self.offsets.iter().zip(levels) {
-            let v = if level > 0.0 { Value::Active } else { Value::Inactive };
+            let v = if level > 0.0 {
+                Value::Active
+            } else {
+                Value::Inactive
+            };
             self.values.set(offset, v);
         }
         self.request
@@ -164,7 +170,9 @@ pub struct RppalLeds {
 
 impl std::fmt::Debug for RppalLeds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RppalLeds").field("active_low", &self.active_low).finish()
+        f.debug_struct("RppalLeds")
+            .field("active_low", &self.active_low)
+            .finish()
     }
 }
 
@@ -185,7 +193,12 @@ impl RppalLeds {
             let bcm = u8::try_from(l.pin)
                 .ok()
                 .filter(|&p| p <= 27)
-                .ok_or_else(|| open_err(format!("{} = {}: BCM GPIO numbers go from 0 to 27", l.name, l.pin)))?;
+                .ok_or_else(|| {
+                    open_err(format!(
+                        "{} = {}: BCM GPIO numbers go from 0 to 27",
+                        l.name, l.pin
+                    ))
+                })?;
             let pin = gpio
                 .get(bcm)
                 .map_err(|e| open_err(format!("{} = GPIO{bcm}: {e}", l.name)))?;
@@ -238,15 +251,25 @@ mod tests {
         let lines = lines_of(&LedConfig::default());
         let mut log = LogLeds::new(lines);
         assert_eq!(log.describe_levels(&[0.0; 7]), "off");
-        assert_eq!(log.describe_levels(&[0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]), "happy");
-        assert_eq!(log.describe_levels(&[0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]), "angry=50% neutral");
+        assert_eq!(
+            log.describe_levels(&[0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]),
+            "happy"
+        );
+        assert_eq!(
+            log.describe_levels(&[0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]),
+            "angry=50% neutral"
+        );
     }
 
     #[test]
     fn a_missing_gpio_chip_is_named() {
-        let err = GpiocdevLeds::open(Path::new("/dev/gpiochip-none"), &lines_of(&LedConfig::default()), false)
-            .unwrap_err()
-            .to_string();
+        let err = GpiocdevLeds::open(
+            Path::new("/dev/gpiochip-none"),
+            &lines_of(&LedConfig::default()),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("gpiocdev:/dev/gpiochip-none"), "{err}");
         assert!(err.contains("gpiodetect"), "{err}");
     }
@@ -254,7 +277,9 @@ mod tests {
     #[test]
     fn rppal_off_a_pi_says_what_to_use_instead() {
         // This machine is not a Raspberry Pi (CI runs on x86-64 and under qemu-user).
-        if std::fs::read_to_string("/proc/device-tree/model").is_ok_and(|m| m.contains("Raspberry Pi")) {
+        if std::fs::read_to_string("/proc/device-tree/model")
+            .is_ok_and(|m| m.contains("Raspberry Pi"))
+        {
             return;
         }
         let err = RppalLeds::open(&lines_of(&LedConfig::default()), false, 200.0)

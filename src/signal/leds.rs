@@ -89,13 +89,27 @@ impl std::fmt::Debug for LedController {
 pub fn lines_of(cfg: &LedConfig) -> Vec<LedLine> {
     match cfg.rgb {
         Some(rgb) => vec![
-            LedLine { name: "red", pin: rgb.red },
-            LedLine { name: "green", pin: rgb.green },
-            LedLine { name: "blue", pin: rgb.blue },
+            LedLine {
+                name: "red",
+                pin: rgb.red,
+            },
+            LedLine {
+                name: "green",
+                pin: rgb.green,
+            },
+            LedLine {
+                name: "blue",
+                pin: rgb.blue,
+            },
         ],
         None => Emotion::ALL
             .iter()
-            .filter_map(|&e| cfg.pins.get(e).map(|pin| LedLine { name: e.name(), pin }))
+            .filter_map(|&e| {
+                cfg.pins.get(e).map(|pin| LedLine {
+                    name: e.name(),
+                    pin,
+                })
+            })
             .collect(),
     }
 }
@@ -106,7 +120,13 @@ impl LedController {
     pub fn new(cfg: &LedConfig, driver: Box<dyn LedDriver + Send>) -> Result<Self, LedError> {
         let lines = lines_of(cfg);
         let patterns = Emotion::ALL.map(|e| match cfg.rgb {
-            Some(_) => cfg.colors.get(e).0.iter().map(|&c| f32::from(c) / 255.0).collect(),
+            Some(_) => cfg
+                .colors
+                .get(e)
+                .0
+                .iter()
+                .map(|&c| f32::from(c) / 255.0)
+                .collect(),
             None => lines
                 .iter()
                 .map(|l| if l.name == e.name() { 1.0 } else { 0.0 })
@@ -150,9 +170,8 @@ impl LedController {
                 }
             }
             LedState::Idle => {
-                let phase = Duration::from_nanos(
-                    (now.as_nanos() % HEARTBEAT_PERIOD.as_nanos()) as u64,
-                );
+                let phase =
+                    Duration::from_nanos((now.as_nanos() % HEARTBEAT_PERIOD.as_nanos()) as u64);
                 if self.idle == Idle::Heartbeat && phase < HEARTBEAT_ON {
                     let pattern = &self.patterns[Emotion::Neutral.index()];
                     self.levels.copy_from_slice(pattern);
@@ -223,13 +242,19 @@ mod tests {
     fn one_line_per_emotion_lights_alone_and_only_changes_are_written() {
         let (mut c, log) = controller(&LedConfig::default());
         assert_eq!(c.lines().len(), 7);
-        c.show(LedState::Emotion(Emotion::Happy, 0.4), Duration::ZERO).unwrap();
-        c.show(LedState::Emotion(Emotion::Happy, 0.9), Duration::ZERO).unwrap();
+        c.show(LedState::Emotion(Emotion::Happy, 0.4), Duration::ZERO)
+            .unwrap();
+        c.show(LedState::Emotion(Emotion::Happy, 0.9), Duration::ZERO)
+            .unwrap();
         c.show(LedState::Idle, Duration::ZERO).unwrap();
         let log = log.lock().unwrap();
         assert_eq!(
             *log,
-            [vec![0.0; 7], vec![0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0], vec![0.0; 7]]
+            [
+                vec![0.0; 7],
+                vec![0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+                vec![0.0; 7]
+            ]
         );
     }
 
@@ -240,21 +265,28 @@ mod tests {
             ..LedConfig::default()
         };
         let (mut c, log) = controller(&cfg);
-        c.show(LedState::Emotion(Emotion::Sad, 0.25), Duration::ZERO).unwrap();
+        c.show(LedState::Emotion(Emotion::Sad, 0.25), Duration::ZERO)
+            .unwrap();
         assert_eq!(log.lock().unwrap()[1][4], 0.25);
     }
 
     #[test]
     fn an_rgb_led_shows_the_emotion_colour() {
         let cfg = LedConfig {
-            rgb: Some(RgbPins { red: 1, green: 2, blue: 3 }),
+            rgb: Some(RgbPins {
+                red: 1,
+                green: 2,
+                blue: 3,
+            }),
             ..LedConfig::default()
         };
         let (mut c, log) = controller(&cfg);
         let names: Vec<&str> = c.lines().iter().map(|l| l.name).collect();
         assert_eq!(names, ["red", "green", "blue"]);
-        c.show(LedState::Emotion(Emotion::Happy, 1.0), Duration::ZERO).unwrap();
-        c.show(LedState::Emotion(Emotion::Surprise, 1.0), Duration::ZERO).unwrap();
+        c.show(LedState::Emotion(Emotion::Happy, 1.0), Duration::ZERO)
+            .unwrap();
+        c.show(LedState::Emotion(Emotion::Surprise, 1.0), Duration::ZERO)
+            .unwrap();
         let log = log.lock().unwrap();
         assert_eq!(log[1], [1.0, 1.0, 0.0]);
         assert_eq!(log[2], [0.0, 1.0, 1.0]);
@@ -294,7 +326,12 @@ mod tests {
         c.lamp_test(Duration::ZERO).unwrap();
         assert_eq!(
             *log.lock().unwrap(),
-            [vec![0.0, 0.0], vec![1.0, 0.0], vec![0.0, 1.0], vec![0.0, 0.0]]
+            [
+                vec![0.0, 0.0],
+                vec![1.0, 0.0],
+                vec![0.0, 1.0],
+                vec![0.0, 0.0]
+            ]
         );
     }
 }

@@ -136,7 +136,10 @@ impl Encoder {
                             c
                         }
                     };
-                    if s.is_empty() || s.contains(' ') || !s.chars().all(|c| c.is_ascii_graphic() && c != '"') {
+                    if s.is_empty()
+                        || s.contains(' ')
+                        || !s.chars().all(|c| c.is_ascii_graphic() && c != '"')
+                    {
                         l.push('"');
                         l.extend(s.chars().map(clean));
                         l.push('"');
@@ -194,7 +197,14 @@ mod tests {
     use super::*;
 
     fn sample() -> Event<'static> {
-        Event::face(12, 3, "changed", Some((Emotion::Happy, 0.876)), Some(Emotion::Neutral), Some(Rect::new(177, 66, 95, 95)))
+        Event::face(
+            12,
+            3,
+            "changed",
+            Some((Emotion::Happy, 0.876)),
+            Some(Emotion::Neutral),
+            Some(Rect::new(177, 66, 95, 95)),
+        )
     }
 
     #[test]
@@ -214,7 +224,10 @@ mod tests {
         let mut enc = Encoder::new(SerialFormat::Text);
         let e = Event::new("source").with("reason", Value::Str("device \"gone\"\nEIO"));
         let line = enc.encode(&e).to_string();
-        assert!(line.starts_with("emotiond/1 source reason=\"device 'gone''EIO\" *"), "{line}");
+        assert!(
+            line.starts_with("emotiond/1 source reason=\"device 'gone''EIO\" *"),
+            "{line}"
+        );
         assert_eq!(line.matches('\n').count(), 1);
     }
 

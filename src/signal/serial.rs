@@ -39,7 +39,9 @@ pub struct UartSink {
 
 impl std::fmt::Debug for UartSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UartSink").field("path", &self.path).finish()
+        f.debug_struct("UartSink")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -172,7 +174,11 @@ impl RetryingSerial {
             self.next_try = Instant::now() + self.retry;
             match (self.open)() {
                 Ok(s) => {
-                    log::info!("serial {}: open again after {} dropped lines", self.name, self.dropped);
+                    log::info!(
+                        "serial {}: open again after {} dropped lines",
+                        self.name,
+                        self.dropped
+                    );
                     self.sink = Some(s);
                     self.reopened = Some(self.dropped);
                     self.dropped = 0;
@@ -187,7 +193,8 @@ impl RetryingSerial {
         if let Err(e) = sink.send(line) {
             log::warn!(
                 "serial {}: write failed: {e}; closing it and retrying every {:?}",
-                self.name, self.retry
+                self.name,
+                self.retry
             );
             self.sink = None;
             self.dropped += 1;
@@ -261,7 +268,8 @@ mod tests {
 
     #[test]
     fn a_missing_tty_does_not_stop_the_caller() {
-        let mut s = RetryingSerial::for_path("/dev/tty-emotiond-none", 115_200, Duration::from_secs(60));
+        let mut s =
+            RetryingSerial::for_path("/dev/tty-emotiond-none", 115_200, Duration::from_secs(60));
         assert!(!s.is_up());
         s.send("x\n");
         assert_eq!(s.dropped(), 1);

@@ -101,9 +101,17 @@ pub fn luma_into(
         return jpeg_luma(buf, frame);
     }
     let bytes_per_px = if format == PixelFormat::Yuyv { 2 } else { 1 };
-    let stride = if stride == 0 { width * bytes_per_px } else { stride };
+    let stride = if stride == 0 {
+        width * bytes_per_px
+    } else {
+        stride
+    };
     let row_bytes = width * bytes_per_px;
-    let need = if height == 0 { 0 } else { stride * (height - 1) + row_bytes };
+    let need = if height == 0 {
+        0
+    } else {
+        stride * (height - 1) + row_bytes
+    };
     if buf.len() < need || stride < row_bytes {
         return Err(LumaError::Short {
             format,
@@ -176,7 +184,9 @@ mod tests {
 
     #[test]
     fn yuyv_gives_every_other_byte() {
-        let yuyv = [10, 200, 20, 201, 30, 200, 40, 201, 50, 200, 60, 201, 70, 200, 80, 201];
+        let yuyv = [
+            10, 200, 20, 201, 30, 200, 40, 201, 50, 200, 60, 201, 70, 200, 80, 201,
+        ];
         check(PixelFormat::Yuyv, &yuyv, 8);
         check(PixelFormat::Yuyv, &yuyv, 0);
     }
@@ -185,8 +195,14 @@ mod tests {
     fn a_short_buffer_is_an_error_not_a_panic() {
         let mut f = GrayFrame::default();
         let err = luma_into(PixelFormat::Yuyv, &[0; 15], 4, 2, 8, &mut f).unwrap_err();
-        assert_eq!(err.to_string(), "Yuyv buffer of 15 bytes is too short for 4x2 (stride 8): need 16");
-        assert!(luma_into(PixelFormat::Grey, &[0; 8], 4, 2, 3, &mut f).is_err(), "stride below width");
+        assert_eq!(
+            err.to_string(),
+            "Yuyv buffer of 15 bytes is too short for 4x2 (stride 8): need 16"
+        );
+        assert!(
+            luma_into(PixelFormat::Grey, &[0; 8], 4, 2, 3, &mut f).is_err(),
+            "stride below width"
+        );
     }
 
     #[test]

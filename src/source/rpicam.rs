@@ -40,7 +40,11 @@ pub struct RpicamSource {
 impl RpicamSource {
     /// Starts `rpicam-vid`.
     pub fn open(request: RpicamRequest) -> Result<Self, SourceError> {
-        if request.width == 0 || request.width % 64 != 0 || request.height == 0 || request.height % 2 != 0 {
+        if request.width == 0
+            || request.width % 64 != 0
+            || request.height == 0
+            || request.height % 2 != 0
+        {
             return Err(SourceError::Open {
                 source_name: "rpicam".into(),
                 reason: format!(
@@ -64,7 +68,12 @@ impl RpicamSource {
         let r = &self.request;
         let mut cmd = Command::new(&r.command);
         cmd.args(["-t", "0", "-n", "--codec", "yuv420"])
-            .args(["--width", &r.width.to_string(), "--height", &r.height.to_string()])
+            .args([
+                "--width",
+                &r.width.to_string(),
+                "--height",
+                &r.height.to_string(),
+            ])
             .args(["--framerate", &format!("{}", r.fps)])
             .args(["-o", "-"])
             .stdin(Stdio::null())
@@ -78,7 +87,14 @@ impl RpicamSource {
             ),
         })?;
         let out = child.stdout.take().expect("stdout was piped");
-        log::info!("rpicam: started {} (pid {}), {}x{} at {} fps", r.command.display(), child.id(), r.width, r.height, r.fps);
+        log::info!(
+            "rpicam: started {} (pid {}), {}x{} at {} fps",
+            r.command.display(),
+            child.id(),
+            r.width,
+            r.height,
+            r.fps
+        );
         self.child = Some((child, BufReader::with_capacity(1 << 16, out)));
         Ok(())
     }

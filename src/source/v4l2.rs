@@ -110,7 +110,9 @@ impl V4l2Source {
     fn start(&mut self) -> Result<(), SourceError> {
         self.live = None;
         let dev = Device::with_path(&self.path).map_err(|e| self.open_err("open", e))?;
-        let caps = dev.query_caps().map_err(|e| self.open_err("VIDIOC_QUERYCAP", e))?;
+        let caps = dev
+            .query_caps()
+            .map_err(|e| self.open_err("VIDIOC_QUERYCAP", e))?;
         if !caps
             .capabilities
             .contains(v4l::capability::Flags::VIDEO_CAPTURE)
@@ -165,7 +167,8 @@ impl V4l2Source {
             let params = v4l::video::capture::Parameters::with_fps(self.request.fps.round() as u32);
             match dev.set_params(&params) {
                 Ok(p) if p.interval.numerator > 0 => {
-                    self.fps = Some(f64::from(p.interval.denominator) / f64::from(p.interval.numerator));
+                    self.fps =
+                        Some(f64::from(p.interval.denominator) / f64::from(p.interval.numerator));
                 }
                 Ok(_) => {}
                 Err(e) => log::warn!("{}: cannot set {} fps: {e}", self.name, self.request.fps),
@@ -174,7 +177,11 @@ impl V4l2Source {
         if (got.width, got.height) != (self.request.width, self.request.height) {
             log::info!(
                 "{}: asked for {}x{}, the driver gives {}x{}",
-                self.name, self.request.width, self.request.height, got.width, got.height
+                self.name,
+                self.request.width,
+                self.request.height,
+                got.width,
+                got.height
             );
         }
         let mut stream = Stream::with_buffers(&dev, Type::VideoCapture, 4)
@@ -187,7 +194,8 @@ impl V4l2Source {
             got.width,
             got.height,
             format,
-            self.fps.map_or("driver's rate".into(), |f| format!("{f:.1} fps"))
+            self.fps
+                .map_or("driver's rate".into(), |f| format!("{f:.1} fps"))
         );
         self.live = Some(Streaming {
             stream,

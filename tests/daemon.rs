@@ -1,0 +1,536 @@
+//! `emotiond run` end to end: the bundled replay through the real binary, with the serial protocol on
+//! a pty opened here and the LEDs on the log backend; stop requests; the failures the daemon must
+//! survive (a missing camera, a dead serial port, a camera program that dies) and those it must
+//! refuse to start with (bad config, missing model).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_fails, emotiond, root, stderr};
+
+fn daemon(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_emotiond"));
+    c.arg("run")
+        .args(args)
+        .current_dir(root())
+        .env("RUST_LOG", "info")
+        .env("RUST_LOG_STYLE", "never")
+        .env("RUST_BACKTRACE", "0");
+    c
+}
+
+/// The message part of the `LEDs: ...` log lines, in order.
+fn led_states(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split_once("LEDs: ").map(|(_, s)| s.to_string()))
+        .collect()
+}
+
+/// Checks each text protocol line's checksum and returns the lines without it.
+fn verified(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            let (body, sum) = l
+                .rsplit_once(" *")
+                .unwrap_or_else(|| panic!("no checksum: {l}"));
+            let want = body.bytes().fold(0u8, |a, b| a ^ b);
+            assert_eq!(
+                u8::from_str_radix(sum, 16).ok(),
+                Some(want),
+                "checksum of {l}"
+            );
+            body.to_string()
+        })
+        .collect()
+}
+
+/// What the replay must give: the franck sequence (one person, neutral turning to a smile, then
+/// gone behind six frames with no face) and the astronaut. The labels and confidences agree with the
+/// reference pipeline (OpenCV + LiteRT) on the same photographs: franck_01829 neutral 0.45,
+/// astronaut happy 1.00 (tests/data/reference/classify.json), because a face held still has its
+/// smoothed probabilities equal to its frame's.
+const REPLAY_EVENTS: [&str; 7] = [
+    "emotiond/1 start version=0.1.0 source=images:tests/data/replay leds=log detect_every=1",
+    "emotiond/1 face frame=2 id=1 event=appeared emotion=neutral conf=0.45 box=225,119,335,335",
+    "emotiond/1 face frame=8 id=1 event=changed emotion=happy conf=0.57 from=neutral box=198,121,339,339",
+    "emotiond/1 face frame=20 id=1 event=lost",
+    "emotiond/1 face frame=24 id=2 event=appeared emotion=happy conf=1.00 box=177,66,95,95",
+    "emotiond/1 source state=end frames=28",
+    "emotiond/1 stop reason=end frames=28",
+];
+
+#[test]
+fn the_replay_over_a_pty_gives_the_exact_protocol_lines_and_led_states() {
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let tty = nix::unistd::ttyname(&pty.slave).expect("ttyname");
+    let tty = tty.to_str().unwrap().to_string();
+    let child = daemon(&[
+        "--source",
+        "images:tests/data/replay",
+        "--serial",
+        &tty,
+        "--once",
+        "--fps",
+        "0",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Our copy of the slave closes so the master sees EOF/EIO when emotiond exits.
+    drop(pty.slave);
+    let reader = std::thread::spawn(move || {
+        let mut master = std::fs::File::from(pty.master);
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8(bytes).unwrap()
+    });
+    let out = child.wait_with_output().unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    let serial = reader.join().unwrap();
+    let lines: Vec<String> = serial.lines().map(str::to_string).collect();
+    assert_eq!(
+        verified(&lines),
+        REPLAY_EVENTS,
+        "serial:\n{serial}\nlog:\n{log}"
+    );
+    // Lamp test (each LED alone), off, then the driving face's emotion, off when it is lost, the
+    // second face, and off at the stop.
+    assert_eq!(
+        led_states(&log),
+        [
+            "off", "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "off",
+            "neutral", "happy", "off", "happy", "off"
+        ],
+        "{log}"
+    );
+    // The log never carries protocol lines.
+    assert!(!log.contains("emotiond/1"), "{log}");
+}
+
+#[test]
+fn json_mode_on_stdout_carries_the_same_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[serial]\nformat = \"json\"\n[leds]\nbackend = \"none\"\n",
+    )
+    .unwrap();
+    let out = daemon(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--source",
+        "images:tests/data/replay",
+        "--serial",
+        "-",
+        "--once",
+        "--fps",
+        "0",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e["v"], 1);
+            format!(
+                "{} {}",
+                e["type"].as_str().unwrap(),
+                e["event"]
+                    .as_str()
+                    .or(e["state"].as_str())
+                    .or(e["reason"].as_str())
+                    .unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "start ",
+            "face appeared",
+            "face changed",
+            "face lost",
+            "face appeared",
+            "source end",
+            "stop end"
+        ]
+    );
+    assert_eq!(events[1]["box"], serde_json::json!([225, 119, 335, 335]));
+    assert_eq!(events[2]["emotion"], "happy");
+    assert_eq!(events[2]["from"], "neutral");
+    assert_eq!(
+        led_states(&stderr(&out)),
+        Vec::<String>::new(),
+        "backend none logs no LEDs"
+    );
+}
+
+/// Sends SIGTERM and returns how long the process took to exit, and its output.
+fn terminate(mut child: Child) -> (Duration, std::process::Output) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let t = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "no exit 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = t.elapsed();
+    (took, child.wait_with_output().unwrap())
+}
+
+/// Reads stdout lines until one contains `needle` (or 20 s pass); returns all read so far.
+fn read_until(out: &mut impl BufRead, needle: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20) {
+        let mut l = String::new();
+        if out.read_line(&mut l).unwrap() == 0 {
+            break;
+        }
+        let hit = l.contains(needle);
+        lines.push(l.trim_end().to_string());
+        if hit {
+            return lines;
+        }
+    }
+    panic!("no line with {needle:?}; got {lines:#?}");
+}
+
+#[test]
+fn sigterm_turns_the_leds_off_and_writes_the_stop_line_within_a_second() {
+    let mut child = daemon(&[
+        "--source",
+        "images:tests/data/replay",
+        "--serial",
+        "-",
+        "--fps",
+        "4",
+        "--no-lamp-test",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    // Stop while the first face is lit.
+    read_until(&mut out, "event=appeared");
+    let (took, rest) = terminate(child);
+    let mut tail = String::new();
+    out.read_to_string(&mut tail).unwrap();
+    assert!(rest.status.success(), "{}", stderr(&rest));
+    assert!(took < Duration::from_secs(1), "exit took {took:?}");
+    let last = tail.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("emotiond/1 stop reason=signal frames="),
+        "{tail}"
+    );
+    let leds = led_states(&stderr(&rest));
+    assert_eq!(leds.last().map(String::as_str), Some("off"), "{leds:?}");
+    assert!(leds.contains(&"neutral".to_string()), "{leds:?}");
+}
+
+#[test]
+fn a_missing_camera_is_retried_while_the_daemon_runs_and_stops_cleanly() {
+    let mut child = daemon(&[
+        "--source",
+        "v4l2:/dev/video-emotiond-none",
+        "--serial",
+        "-",
+        "--leds",
+        "log",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let lines = read_until(&mut out, "source state=lost");
+    assert!(lines[0].starts_with("emotiond/1 start "), "{lines:?}");
+    assert!(
+        lines[1].contains("/dev/video-emotiond-none") && lines[1].contains("plugged in"),
+        "{lines:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let (took, rest) = terminate(child);
+    let mut tail = String::new();
+    out.read_to_string(&mut tail).unwrap();
+    let log = stderr(&rest);
+    assert!(rest.status.success(), "{log}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(
+        log.contains("retrying until it appears") && log.contains("still waiting"),
+        "{log}"
+    );
+    assert!(
+        tail.contains("emotiond/1 stop reason=signal frames=0"),
+        "{tail}"
+    );
+}
+
+#[test]
+fn a_dead_serial_port_does_not_stop_the_daemon() {
+    let out = daemon(&[
+        "--source",
+        "images:tests/data/replay",
+        "--serial",
+        "/dev/tty-emotiond-none",
+        "--once",
+        "--fps",
+        "0",
+        "--leds",
+        "none",
+    ])
+    .output()
+    .unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("serial /dev/tty-emotiond-none: cannot open")
+            && log.contains("retrying every"),
+        "{log}"
+    );
+    assert!(log.contains("stopped (end) after 28 frames"), "{log}");
+}
+
+/// A stand-in for rpicam-vid: writes two I420 frames of the astronaut and exits, so the daemon
+/// must start it again. It records its arguments.
+fn fake_rpicam(dir: &std::path::Path) -> std::path::PathBuf {
+    let gray = image::open(root().join("tests/data/images/skimage__astronaut.png"))
+        .unwrap()
+        .to_luma8();
+    let (w, h) = (640usize, 480usize);
+    let mut frame = vec![128u8; w * h * 3 / 2];
+    for y in 0..gray.height() as usize {
+        for x in 0..gray.width() as usize {
+            frame[y * w + x] = gray.get_pixel(x as u32, y as u32)[0];
+        }
+    }
+    let frames = dir.join("frames.yuv");
+    std::fs::write(&frames, [frame.clone(), frame].concat()).unwrap();
+    let script = dir.join("rpicam-vid");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {args}\ncat {frames}\n",
+            args = dir.join("args").display(),
+            frames = frames.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn a_camera_program_that_dies_is_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = fake_rpicam(dir.path());
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[source]\ninput = \"rpicam\"\nrpicam_command = \"{}\"\n[leds]\nbackend = \"none\"\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let mut child = daemon(&["--config", cfg.to_str().unwrap(), "--serial", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = read_until(&mut out, "source state=lost");
+    lines.extend(read_until(&mut out, "source state=ok"));
+    lines.extend(read_until(&mut out, "source state=lost"));
+    let (_, rest) = terminate(child);
+    assert!(rest.status.success(), "{}", stderr(&rest));
+    let text = lines.join("\n");
+    assert!(text.contains("rpicam-vid stopped sending frames"), "{text}");
+    let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+    let runs: Vec<&str> = args.lines().collect();
+    assert!(runs.len() >= 2, "{args}");
+    assert_eq!(
+        runs[0],
+        "-t 0 -n --codec yuv420 --width 640 --height 480 --framerate 15 -o -"
+    );
+}
+
+#[test]
+fn configurations_that_cannot_work_refuse_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let bad = write("bad.toml", "[track]\nmin_iou = 2\nconfirm = 3\n");
+    let o = emotiond(
+        &[
+            "run",
+            "--config",
+            &bad,
+            "--source",
+            "images:tests/data/replay",
+        ],
+        &root(),
+    );
+    assert_fails(
+        &o,
+        &[
+            "bad.toml:2:",
+            "0 to 1",
+            "bad.toml:3:",
+            "unknown field `confirm`",
+        ],
+    );
+    let model = write(
+        "model.toml",
+        "[classify]\nmodel = \"/nonexistent/emotions.tflite\"\n",
+    );
+    let o = emotiond(
+        &[
+            "run",
+            "--config",
+            &model,
+            "--source",
+            "images:tests/data/replay",
+        ],
+        &root(),
+    );
+    assert_fails(
+        &o,
+        &["classify.model /nonexistent/emotions.tflite: no such file"],
+    );
+    assert!(o.stdout.is_empty(), "nothing is started");
+    let o = emotiond(&["run", "--config", "/nonexistent/emotiond.toml"], &root());
+    assert_fails(&o, &["/nonexistent/emotiond.toml"]);
+    let o = emotiond(
+        &["run", "--source", "images:/nonexistent/dir", "--once"],
+        &root(),
+    );
+    assert_fails(&o, &["images:/nonexistent/dir"]);
+    let o = emotiond(&["run", "--source", "webcam"], &root());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("v4l2:/dev/videoN"), "{}", stderr(&o));
+    let o = emotiond(
+        &[
+            "run",
+            "--leds",
+            "gpiocdev:/dev/gpiochip-none",
+            "--source",
+            "images:tests/data/replay",
+        ],
+        &root(),
+    );
+    assert_fails(&o, &["gpiocdev:/dev/gpiochip-none"]);
+}
+
+#[test]
+fn check_config_accepts_the_board_file_and_lists_each_bad_line() {
+    let o = emotiond(&["check-config", "board/config.toml"], &root());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "board/config.toml: ok\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        "[serial]\nbaud = 100\nformat = \"xml\"\n[leds.pins]\nhappy = 5\nsad = 5\n",
+    )
+    .unwrap();
+    let o = emotiond(&["check-config", p.to_str().unwrap()], &root());
+    assert_eq!(o.status.code(), Some(2));
+    let report = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 3, "{report}");
+    assert!(lines[0].ends_with("c.toml:2: 100 is not a supported baud rate; use one of [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000]"), "{report}");
+    assert!(
+        lines[1].contains("c.toml:3: unknown variant `xml`"),
+        "{report}"
+    );
+    assert!(
+        lines[2].contains("c.toml:4: line 5 is given to both happy and sad"),
+        "{report}"
+    );
+}
+
+#[test]
+fn leds_test_lights_each_line_in_turn() {
+    let o = Command::new(env!("CARGO_BIN_EXE_emotiond"))
+        .args(["leds", "test", "--leds", "log", "--step-ms", "0"])
+        .current_dir(root())
+        .env("RUST_LOG_STYLE", "never")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.starts_with("log: 7 line(s), active-high\ncycle 1: angry (line 17) on\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("cycle 1: neutral (line 19) on\nall off\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        led_states(&stderr(&o)),
+        ["off", "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "off"]
+    );
+    let o = emotiond(&["leds", "test", "--leds", "none"], &root());
+    assert_fails(&o, &["no LEDs to test"]);
+}
+
+#[test]
+fn cameras_lists_devices_or_says_there_are_none() {
+    let o = emotiond(&["cameras"], &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let has_devices = std::fs::read_dir("/dev").unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("video")
+    });
+    if has_devices {
+        assert!(
+            stdout
+                .lines()
+                .all(|l| l.starts_with("/dev/video") || l.starts_with("  ")),
+            "{stdout}"
+        );
+    } else {
+        assert!(
+            stdout.starts_with("no V4L2 devices (/dev/video*) found"),
+            "{stdout}"
+        );
+    }
+}
