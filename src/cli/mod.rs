@@ -90,6 +90,12 @@ pub fn find_model(explicit: Option<&Path>, name: &str, flag: &str) -> Result<Pat
         return Ok(found.clone());
     }
     let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    if explicit.is_some() {
+        bail!(
+            "{flag} {name}: no such file here, nor in: {}",
+            list.join(", ")
+        );
+    }
     bail!(
         "cannot find {name}; looked in: {}. Pass {flag} PATH, or run scripts/fetch-models from the source tree",
         list.join(", ")
