@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{assert_fails, emotiond, root, stderr};
@@ -184,8 +184,20 @@ fn json_mode_on_stdout_carries_the_same_events() {
     );
 }
 
-/// Sends SIGTERM and returns how long the process took to exit, and its output.
-fn terminate(mut child: Child) -> (Duration, std::process::Output) {
+/// Starts the daemon with its standard output (the protocol) readable line by line.
+fn start(args: &[&str]) -> (Child, BufReader<ChildStdout>) {
+    let mut child = daemon(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    (child, out)
+}
+
+/// Sends SIGTERM; returns how long the process took to exit, its output, and the protocol lines
+/// not read before.
+fn stop(mut child: Child, mut out: BufReader<ChildStdout>) -> (Duration, Output, String) {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let t = Instant::now();
@@ -200,7 +212,9 @@ fn terminate(mut child: Child) -> (Duration, std::process::Output) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let took = t.elapsed();
-    (took, child.wait_with_output().unwrap())
+    let mut tail = String::new();
+    out.read_to_string(&mut tail).unwrap();
+    (took, child.wait_with_output().unwrap(), tail)
 }
 
 /// Reads stdout lines until one contains `needle` (or 20 s pass); returns all read so far.
@@ -223,7 +237,7 @@ fn read_until(out: &mut impl BufRead, needle: &str) -> Vec<String> {
 
 #[test]
 fn sigterm_turns_the_leds_off_and_writes_the_stop_line_within_a_second() {
-    let mut child = daemon(&[
+    let (child, mut out) = start(&[
         "--source",
         "images:tests/data/replay",
         "--serial",
@@ -231,17 +245,10 @@ fn sigterm_turns_the_leds_off_and_writes_the_stop_line_within_a_second() {
         "--fps",
         "4",
         "--no-lamp-test",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    ]);
     // Stop while the first face is lit.
     read_until(&mut out, "event=appeared");
-    let (took, rest) = terminate(child);
-    let mut tail = String::new();
-    out.read_to_string(&mut tail).unwrap();
+    let (took, rest, tail) = stop(child, out);
     assert!(rest.status.success(), "{}", stderr(&rest));
     assert!(took < Duration::from_secs(1), "exit took {took:?}");
     let last = tail.lines().last().unwrap_or_default();
@@ -256,19 +263,14 @@ fn sigterm_turns_the_leds_off_and_writes_the_stop_line_within_a_second() {
 
 #[test]
 fn a_missing_camera_is_retried_while_the_daemon_runs_and_stops_cleanly() {
-    let mut child = daemon(&[
+    let (child, mut out) = start(&[
         "--source",
         "v4l2:/dev/video-emotiond-none",
         "--serial",
         "-",
         "--leds",
         "log",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    ]);
     let lines = read_until(&mut out, "source state=lost");
     assert!(lines[0].starts_with("emotiond/1 start "), "{lines:?}");
     assert!(
@@ -276,9 +278,7 @@ fn a_missing_camera_is_retried_while_the_daemon_runs_and_stops_cleanly() {
         "{lines:?}"
     );
     std::thread::sleep(Duration::from_millis(1200));
-    let (took, rest) = terminate(child);
-    let mut tail = String::new();
-    out.read_to_string(&mut tail).unwrap();
+    let (took, rest, tail) = stop(child, out);
     let log = stderr(&rest);
     assert!(rest.status.success(), "{log}");
     assert!(took < Duration::from_secs(1), "{took:?}");
@@ -360,16 +360,11 @@ fn a_camera_program_that_dies_is_started_again() {
         ),
     )
     .unwrap();
-    let mut child = daemon(&["--config", cfg.to_str().unwrap(), "--serial", "-"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (child, mut out) = start(&["--config", cfg.to_str().unwrap(), "--serial", "-"]);
     let mut lines = read_until(&mut out, "source state=lost");
     lines.extend(read_until(&mut out, "source state=ok"));
     lines.extend(read_until(&mut out, "source state=lost"));
-    let (_, rest) = terminate(child);
+    let (_, rest, _) = stop(child, out);
     assert!(rest.status.success(), "{}", stderr(&rest));
     let text = lines.join("\n");
     assert!(text.contains("rpicam-vid stopped sending frames"), "{text}");

@@ -5,7 +5,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use emotiond::signal::leds::lines_of;
 use emotiond::signal::open_leds;
 
 use super::run::ConfigArgs;
@@ -39,7 +38,7 @@ pub fn run(args: LedsArgs) -> Result<()> {
     let cfg = args.config.load()?;
     let mut leds = open_leds(&cfg.leds)?
         .context("leds.backend is none: there are no LEDs to test (pass --leds BACKEND)")?;
-    let lines = lines_of(&cfg.leds);
+    let lines = leds.lines().to_vec();
     println!(
         "{}: {} line(s), {}",
         leds.describe(),

@@ -159,16 +159,19 @@ pub struct CheckConfigArgs {
 pub fn check_config(args: CheckConfigArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let (_, issues) = config::check(&text);
-    if issues.is_empty() {
-        println!("{}: ok", args.file.display());
-        return Ok(());
-    }
-    for i in &issues {
-        match i.line {
-            Some(l) => println!("{}:{l}: {}", args.file.display(), i.message),
-            None => println!("{}: {}", args.file.display(), i.message),
+    match Config::parse(&text, &args.file) {
+        Ok(_) => {
+            println!("{}: ok", args.file.display());
+            Ok(())
+        }
+        Err(e) => {
+            // The error's text is the report: one `file:line: message` per problem.
+            println!("{e}");
+            let count = match &e {
+                config::ConfigError::Invalid { issues, .. } => issues.len(),
+                config::ConfigError::Read { .. } => 1,
+            };
+            anyhow::bail!("{}: {count} problem(s)", args.file.display())
         }
     }
-    anyhow::bail!("{}: {} problem(s)", args.file.display(), issues.len())
 }

@@ -487,7 +487,7 @@ fn cross_checks(c: &Config, text: &str) -> Vec<ConfigIssue> {
             ),
         });
     }
-    if let Some(rgb) = leds.rgb {
+    if leds.rgb.is_some() {
         if !matches!(leds.backend, values::LedBackendSpec::Rppal) {
             // Without PWM an RGB LED still shows the seven colours that are on/off mixes.
             for e in Emotion::ALL {
@@ -511,7 +511,6 @@ fn cross_checks(c: &Config, text: &str) -> Vec<ConfigIssue> {
                     .into(),
             });
         }
-        let _ = rgb;
     }
     issues
 }

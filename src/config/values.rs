@@ -23,6 +23,13 @@ pub enum SourceSpec {
     Images(PathBuf),
 }
 
+impl SourceSpec {
+    /// A camera (retried when missing or lost) rather than a file or a pipe.
+    pub fn is_live(&self) -> bool {
+        matches!(self, SourceSpec::V4l2(_) | SourceSpec::Rpicam)
+    }
+}
+
 impl FromStr for SourceSpec {
     type Err = String;
 
@@ -142,13 +149,8 @@ pub struct Fraction(pub f32);
 impl<'de> Deserialize<'de> for Fraction {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = f64::deserialize(d)?;
-        if v.is_finite() && (0.0..=1.0).contains(&v) {
-            Ok(Fraction(v as f32))
-        } else {
-            Err(D::Error::custom(format!(
-                "{v} is out of range: expected a number from 0 to 1"
-            )))
-        }
+        let ok = v.is_finite() && (0.0..=1.0).contains(&v);
+        in_range(v, ok, "expected a number from 0 to 1").map(|v| Fraction(v as f32))
     }
 }
 
@@ -347,53 +349,54 @@ pub(super) fn rgb_pins_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Rgb
     Ok(Some(rgb))
 }
 
-pub(super) fn scale_factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    let v = f64::deserialize(d)?;
-    if v.is_finite() && v > 1.0 && v <= 4.0 {
+/// `v` when `ok`, else an out-of-range error saying what was `expected`.
+fn in_range<T: fmt::Display, E: serde::de::Error>(v: T, ok: bool, expected: &str) -> Result<T, E> {
+    if ok {
         Ok(v)
     } else {
-        Err(D::Error::custom(format!(
-            "{v} is out of range: the pyramid step must be above 1 and at most 4 (1.1 is usual)"
-        )))
+        Err(E::custom(format!("{v} is out of range: {expected}")))
     }
 }
 
-pub(super) fn small_count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+/// A whole number from `lo` to `hi`.
+fn count<'de, D: Deserializer<'de>>(
+    d: D,
+    lo: i64,
+    hi: i64,
+    expected: &str,
+) -> Result<u32, D::Error> {
     let v = i64::deserialize(d)?;
-    u32::try_from(v)
-        .ok()
-        .filter(|&v| v <= 100)
-        .ok_or_else(|| D::Error::custom(format!("{v} is out of range: expected 0 to 100")))
+    in_range(v, (lo..=hi).contains(&v), expected).map(|v| v as u32)
+}
+
+pub(super) fn scale_factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    let ok = v.is_finite() && v > 1.0 && v <= 4.0;
+    in_range(
+        v,
+        ok,
+        "the pyramid step must be above 1 and at most 4 (1.1 is usual)",
+    )
+}
+
+pub(super) fn small_count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    count(d, 0, 100, "expected 0 to 100")
 }
 
 pub(super) fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let v = i64::deserialize(d)?;
-    u32::try_from(v)
-        .ok()
-        .filter(|&v| (1..=10_000).contains(&v))
-        .ok_or_else(|| D::Error::custom(format!("{v} is out of range: expected 1 to 10000")))
+    count(d, 1, 10_000, "expected 1 to 10000")
 }
 
 pub(super) fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = f64::deserialize(d)?;
-    if v.is_finite() && (0.0..=86_400.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(D::Error::custom(format!(
-            "{v} is out of range: expected seconds from 0 to 86400"
-        )))
-    }
+    let ok = v.is_finite() && (0.0..=86_400.0).contains(&v);
+    in_range(v, ok, "expected seconds from 0 to 86400")
 }
 
 pub(super) fn pwm_hz<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = f64::deserialize(d)?;
-    if v.is_finite() && (10.0..=10_000.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(D::Error::custom(format!(
-            "{v} is out of range: expected 10 to 10000 Hz (200 is flicker-free)"
-        )))
-    }
+    let ok = v.is_finite() && (10.0..=10_000.0).contains(&v);
+    in_range(v, ok, "expected 10 to 10000 Hz (200 is flicker-free)")
 }
 
 /// The rates a UART or USB adapter commonly supports.

@@ -137,10 +137,7 @@ fn reader(
     free: Receiver<GrayFrame>,
     stop: Arc<AtomicBool>,
 ) {
-    let live = matches!(
-        cfg.input,
-        crate::config::SourceSpec::V4l2(_) | crate::config::SourceSpec::Rpicam
-    );
+    let live = cfg.input.is_live();
     let pace = (!live && cfg.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / cfg.fps));
     let mut due = Instant::now();
     let mut backoff = BACKOFF_FIRST;
@@ -225,10 +222,7 @@ pub fn run(
     opts: RunOptions,
 ) -> Result<StopReason, DaemonError> {
     let start = Instant::now();
-    let live = matches!(
-        cfg.source.input,
-        crate::config::SourceSpec::V4l2(_) | crate::config::SourceSpec::Rpicam
-    );
+    let live = cfg.source.input.is_live();
     // Files and pipes must open now; a camera that is missing is waited for.
     let (src, first_error) = match source::open(&cfg.source) {
         Ok(s) => (Some(s), None),
@@ -288,19 +282,32 @@ pub fn run(
         if opts.stop.load(Ordering::Relaxed) {
             break Ok(StopReason::Signal);
         }
-        match rx.recv_timeout(TICK) {
-            Ok(Msg::Frame(frame)) => {
+        let msg = match rx.recv_timeout(TICK) {
+            Ok(m) => {
                 last_progress = Instant::now();
-                let frame_no = pipeline.frames();
-                let events = match pipeline.process(&frame) {
-                    Ok(e) => e.to_vec(),
-                    Err(e) => break Err(e.into()),
-                };
-                let _ = free_tx.send(frame);
-                report(&mut out, &pipeline, frame_no, &events);
+                Some(m)
             }
-            Ok(Msg::End) => {
-                last_progress = Instant::now();
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                if !ended {
+                    break Err(DaemonError::SourceFailed(format!(
+                        "{source_name}: the source thread stopped"
+                    )));
+                }
+                thread::sleep(TICK);
+                None
+            }
+        };
+        match msg {
+            Some(Msg::Frame(frame)) => {
+                let frame_no = pipeline.frames();
+                if let Err(e) = pipeline.process(&frame) {
+                    break Err(e.into());
+                }
+                let _ = free_tx.send(frame);
+                report(&mut out, &pipeline, frame_no);
+            }
+            Some(Msg::End) => {
                 ended = true;
                 let frames = pipeline.frames() as i64;
                 out.emit(
@@ -316,13 +323,11 @@ pub fn run(
                     "waiting for SIGTERM (pass --once to stop at the end of a finite source)"
                 );
             }
-            Ok(Msg::BadFrame(e)) => {
-                last_progress = Instant::now();
+            Some(Msg::BadFrame(e)) => {
                 bad_frames += 1;
                 log::warn!("{e} (frame skipped)");
             }
-            Ok(Msg::Lost(e)) => {
-                last_progress = Instant::now();
+            Some(Msg::Lost(e)) => {
                 log::warn!("{e}; reopening with backoff");
                 out.emit(
                     &Event::new("source")
@@ -330,28 +335,16 @@ pub fn run(
                         .with("reason", Value::Str(&e)),
                 );
                 let frame_no = pipeline.frames();
-                let events = pipeline.reset().to_vec();
-                report(&mut out, &pipeline, frame_no, &events);
+                pipeline.reset();
+                report(&mut out, &pipeline, frame_no);
             }
-            Ok(Msg::Waiting(e)) => {
-                last_progress = Instant::now();
-                log::info!("still waiting: {e}");
-            }
-            Ok(Msg::Back) => {
-                last_progress = Instant::now();
+            Some(Msg::Waiting(e)) => log::info!("still waiting: {e}"),
+            Some(Msg::Back) => {
                 log::info!("{source_name}: open again");
                 out.emit(&Event::new("source").with("state", Value::Str("ok")));
             }
-            Ok(Msg::Failed(e)) => break Err(DaemonError::SourceFailed(e)),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                if !ended {
-                    break Err(DaemonError::SourceFailed(format!(
-                        "{source_name}: the source thread stopped"
-                    )));
-                }
-                thread::sleep(TICK);
-            }
+            Some(Msg::Failed(e)) => break Err(DaemonError::SourceFailed(e)),
+            None => {}
         }
         // Idle pattern and heartbeat even without frames.
         let state = match pipeline.driving(cfg.track.drive) {
@@ -410,42 +403,30 @@ pub fn run(
     result
 }
 
-/// Writes a frame's track events to the serial line and the log.
-fn report(out: &mut Outputs, pipeline: &Pipeline, frame_no: u64, events: &[TrackEvent]) {
-    for &ev in events {
-        let line = match ev {
-            TrackEvent::Appeared { id, label } => {
-                let t = pipeline.tracker().get(id);
-                let conf = t.map_or(0.0, |t| t.smoothed.get(label));
-                log::info!("face {id} appeared: {label} {conf:.2}");
-                Event::face(
-                    frame_no,
-                    id,
-                    "appeared",
-                    Some((label, conf)),
-                    None,
-                    t.map(|t| t.rect),
-                )
-            }
-            TrackEvent::Changed { id, from, to } => {
-                let t = pipeline.tracker().get(id);
-                let conf = t.map_or(0.0, |t| t.smoothed.get(to));
-                log::info!("face {id} changed: {from} -> {to} {conf:.2}");
-                Event::face(
-                    frame_no,
-                    id,
-                    "changed",
-                    Some((to, conf)),
-                    Some(from),
-                    t.map(|t| t.rect),
-                )
-            }
-            TrackEvent::Lost { id } => {
-                log::info!("face {id} lost");
-                Event::face(frame_no, id, "lost", None, None, None)
-            }
+/// Writes the last frame's track events (`pipeline.events()`) to the serial line and the log.
+fn report(out: &mut Outputs, pipeline: &Pipeline, frame_no: u64) {
+    for &ev in pipeline.events() {
+        let (id, what, shown, from) = match ev {
+            TrackEvent::Appeared { id, label } => (id, "appeared", Some(label), None),
+            TrackEvent::Changed { id, from, to } => (id, "changed", Some(to), Some(from)),
+            TrackEvent::Lost { id } => (id, "lost", None, None),
         };
-        out.emit(&line);
+        // A lost track is gone from the tracker, so it has neither emotion nor box.
+        let track = shown.and(pipeline.tracker().get(id));
+        let emotion = shown.map(|e| (e, track.map_or(0.0, |t| t.smoothed.get(e))));
+        match (emotion, from) {
+            (Some((e, c)), Some(f)) => log::info!("face {id} changed: {f} -> {e} {c:.2}"),
+            (Some((e, c)), None) => log::info!("face {id} appeared: {e} {c:.2}"),
+            (None, _) => log::info!("face {id} lost"),
+        }
+        out.emit(&Event::face(
+            frame_no,
+            id,
+            what,
+            emotion,
+            from,
+            track.map(|t| t.rect),
+        ));
     }
 }
 

@@ -12,7 +12,7 @@ use crate::classify::{Classifier, ClassifyError, Probs};
 use crate::config::Drive;
 use crate::detect::{DetectError, DetectParams, Detector, Rect};
 use crate::frame::GrayFrame;
-use crate::track::{Track, TrackEvent, TrackParams, Tracker};
+use crate::track::{Track, TrackEvent, TrackParamError, TrackParams, Tracker};
 
 use stats::Latencies;
 
@@ -22,6 +22,9 @@ pub enum PipelineError {
     /// The detector refused the frame or its parameters.
     #[error("detection: {0}")]
     Detect(#[from] DetectError),
+    /// A tracking setting is out of range.
+    #[error("tracking: {0}")]
+    Track(#[from] TrackParamError),
     /// The classifier failed on a face (not a refused box: those are skipped).
     #[error("classification: {0}")]
     Classify(#[from] ClassifyError),
@@ -72,7 +75,7 @@ impl Pipeline {
             params,
             every: every.max(1),
             classifier,
-            tracker: Tracker::new(track).map_err(|e| DetectError::BadParam(e.to_string()))?,
+            tracker: Tracker::new(track)?,
             boxes: Vec::new(),
             local: Vec::new(),
             roi: GrayFrame::default(),
@@ -92,6 +95,12 @@ impl Pipeline {
     /// The tracker, for the live tracks.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
+    }
+
+    /// What changed for the confirmed tracks in the last [`Pipeline::process`] or
+    /// [`Pipeline::reset`].
+    pub fn events(&self) -> &[TrackEvent] {
+        &self.events
     }
 
     /// The faces found in the last frame and their probabilities.

@@ -73,7 +73,8 @@ pub struct LedController {
     brightness: Brightness,
     idle: Idle,
     levels: Vec<f32>,
-    written: Option<Vec<f32>>,
+    /// What the driver was last told; NaN at first, so the first flush always writes.
+    written: Vec<f32>,
 }
 
 impl std::fmt::Debug for LedController {
@@ -135,11 +136,11 @@ impl LedController {
         let mut c = LedController {
             driver,
             levels: vec![0.0; lines.len()],
+            written: vec![f32::NAN; lines.len()],
             lines,
             patterns,
             brightness: cfg.brightness,
             idle: cfg.idle,
-            written: None,
         };
         c.flush()?;
         Ok(c)
@@ -200,14 +201,11 @@ impl LedController {
     }
 
     fn flush(&mut self) -> Result<(), LedError> {
-        if self.written.as_deref() == Some(&self.levels[..]) {
+        if self.written == self.levels {
             return Ok(());
         }
         self.driver.write(&self.levels)?;
-        match &mut self.written {
-            Some(w) => w.copy_from_slice(&self.levels),
-            None => self.written = Some(self.levels.clone()),
-        }
+        self.written.copy_from_slice(&self.levels);
         Ok(())
     }
 }

@@ -50,10 +50,7 @@ impl UartSink {
     pub fn open(path: impl Into<PathBuf>, baud: u32) -> io::Result<Self> {
         let path = path.into();
         let uart = rppal::uart::Uart::with_path(&path, baud, rppal::uart::Parity::None, 8, 1)
-            .map_err(|e| match e {
-                rppal::uart::Error::Io(io) => io,
-                other => io::Error::other(other.to_string()),
-            })?;
+            .map_err(uart_io)?;
         Ok(UartSink { path, uart })
     }
 }
@@ -223,15 +220,11 @@ mod tests {
     impl LineSink for Shared {
         fn send(&mut self, line: &str) -> io::Result<()> {
             if self.1.load(Ordering::SeqCst) > 0 {
-                return Err(io::Error::from_raw_os_error(libc_eio()));
+                return Err(io::Error::from_raw_os_error(5)); // EIO
             }
             self.0.lock().unwrap().push(line.to_string());
             Ok(())
         }
-    }
-
-    fn libc_eio() -> i32 {
-        5
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub enum SourceError {
         /// What went wrong.
         reason: String,
     },
-    /// The device or program went away (unplugged, EIO, no frames, exited); [`FrameSource::reopen`]
+    /// The device or program went away (unplugged, EIO, no frames, exited); opening the source again
     /// may bring it back.
     #[error("{source_name} lost: {reason}")]
     Lost {
@@ -80,20 +80,6 @@ pub trait FrameSource {
     /// The frame rate the source states, if any (a Y4M header's `F`).
     fn nominal_fps(&self) -> Option<f64> {
         None
-    }
-
-    /// Whether the source is live (a camera) rather than a recording that can be replayed at any rate.
-    fn is_live(&self) -> bool {
-        false
-    }
-
-    /// Opens the device or program again after [`SourceError::Lost`]. Sources that cannot be
-    /// reopened (files, pipes) say so.
-    fn reopen(&mut self) -> Result<(), SourceError> {
-        Err(SourceError::Format {
-            source_name: self.name().to_string(),
-            reason: "this source cannot be reopened".into(),
-        })
     }
 }
 

@@ -4,7 +4,7 @@
 //! sees raw Bayer nodes. So emotiond starts
 //! `rpicam-vid -t 0 -n --codec yuv420 --width W --height H --framerate F -o -`, reads each frame's
 //! Y plane and skips its chroma. If the program exits or its pipe breaks, the source reports
-//! [`SourceError::Lost`] and [`FrameSource::reopen`] starts it again.
+//! [`SourceError::Lost`] and the daemon starts it again.
 //!
 //! rpicam-vid writes rows at the camera buffer's stride, so the width must be a multiple of 64
 //! (640 and 1280 are); other widths are refused rather than read skewed.
@@ -152,13 +152,5 @@ impl FrameSource for RpicamSource {
 
     fn nominal_fps(&self) -> Option<f64> {
         Some(self.request.fps)
-    }
-
-    fn is_live(&self) -> bool {
-        true
-    }
-
-    fn reopen(&mut self) -> Result<(), SourceError> {
-        self.start()
     }
 }

@@ -3,7 +3,7 @@
 //! The source asks for the configured size and rate in the best format the device offers (GREY,
 //! NV12, YU12, YUYV, then MJPEG; or the one configured) and takes what the driver settles on. A
 //! device that stops giving frames (unplugged: ENODEV; EIO; no frame for 5 s) gives
-//! [`SourceError::Lost`], and [`FrameSource::reopen`] opens it again from scratch.
+//! [`SourceError::Lost`], and opening it again (the daemon does, with backoff) starts from scratch.
 //!
 //! # Troubleshooting
 //! - *Permission denied*: the user needs the `video` group.
@@ -246,13 +246,5 @@ impl FrameSource for V4l2Source {
 
     fn nominal_fps(&self) -> Option<f64> {
         self.fps
-    }
-
-    fn is_live(&self) -> bool {
-        true
-    }
-
-    fn reopen(&mut self) -> Result<(), SourceError> {
-        self.start()
     }
 }
