@@ -15,8 +15,11 @@
 pub mod classify;
 pub mod config;
 pub mod detect;
+pub mod eval;
+pub mod explain;
 pub mod frame;
 pub mod pipeline;
+pub mod render;
 pub mod resize;
 pub mod signal;
 pub mod source;

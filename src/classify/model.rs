@@ -1,9 +1,12 @@
 //! The emotion network: a `.tflite` file loaded once with tract-tflite and run face by face.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use thiserror::Error;
+use tract_tflite::internal::tract_core::model::translator::Translate;
+use tract_tflite::internal::{OutletId, TypedFact, TypedNode, TypedOp};
 use tract_tflite::prelude::*;
 
 use super::crop::INPUT_SIDE;
@@ -56,11 +59,38 @@ fn chain(e: &TractError) -> String {
     format!("{e:#}")
 }
 
-/// A loaded, optimised mini-Xception graph and the run state reused for every face.
+/// Re-types a graph for a batch of `N` inputs: the source's first axis becomes `N` and every other
+/// node is wired again so that its output shape follows. (mini-Xception has no axis that fixes the
+/// batch; a graph that had one would fail here with tract's reason.)
+#[derive(Debug)]
+struct Rebatch(usize);
+
+impl Translate<TypedFact, Box<dyn TypedOp>, TypedFact, Box<dyn TypedOp>> for Rebatch {
+    fn translate_node(
+        &self,
+        source: &TypedModel,
+        node: &TypedNode,
+        target: &mut TypedModel,
+        mapping: &HashMap<OutletId, OutletId>,
+    ) -> TractResult<TVec<OutletId>> {
+        if source.inputs.contains(&OutletId::new(node.id, 0)) {
+            let mut fact = node.outputs[0].fact.clone();
+            fact.shape.set(0, self.0.to_dim());
+            Ok(tvec!(target.add_source(&node.name, fact)?))
+        } else {
+            let inputs: TVec<OutletId> = node.inputs.iter().map(|i| mapping[i]).collect();
+            target.wire_node(&node.name, node.op.clone(), &inputs)
+        }
+    }
+}
+
+/// A loaded, optimised mini-Xception graph and the run state reused for every face (or every batch
+/// of faces, for a model loaded with [`EmotionModel::load_batched`]).
 pub struct EmotionModel {
     path: PathBuf,
     state: TypedSimpleState,
     input: Arc<Tensor>,
+    batch: usize,
 }
 
 impl std::fmt::Debug for EmotionModel {
@@ -72,18 +102,31 @@ impl std::fmt::Debug for EmotionModel {
 }
 
 impl EmotionModel {
-    /// Loads `path`, checks its input and output shapes, and optimises it for running.
+    /// Loads `path`, checks its input and output shapes, and optimises it for running one face at
+    /// a time.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelError> {
+        Self::load_batched(path, 1)
+    }
+
+    /// Loads `path` for batches of `batch` faces per run (at least 1): the network's input becomes
+    /// `[batch,64,64,1]` and its output `[batch,7]`. Each face's result equals its single-face run
+    /// to within float rounding (tract may order the sums differently).
+    pub fn load_batched(path: impl AsRef<Path>, batch: usize) -> Result<Self, ModelError> {
         let path = path.as_ref().to_path_buf();
         let bytes = std::fs::read(&path).map_err(|source| ModelError::Read {
             path: path.clone(),
             source,
         })?;
-        Self::from_bytes(&path, &bytes)
+        Self::from_bytes_batched(&path, &bytes, batch)
     }
 
     /// Loads a model from its bytes; `path` only names it in errors.
     pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, ModelError> {
+        Self::from_bytes_batched(path, bytes, 1)
+    }
+
+    fn from_bytes_batched(path: &Path, bytes: &[u8], batch: usize) -> Result<Self, ModelError> {
+        let batch = batch.max(1);
         let not_tflite = |reason: &str| ModelError::NotTflite {
             path: path.to_path_buf(),
             reason: reason.to_string(),
@@ -134,17 +177,31 @@ impl EmotionModel {
                 out_fact.shape.dims()
             )));
         }
+        let model = if batch == 1 {
+            model
+        } else {
+            Rebatch(batch)
+                .translate_model(&model)
+                .map_err(unsupported)?
+        };
         let plan = model
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(unsupported)?;
         let state = plan.spawn().map_err(unsupported)?;
-        let input = Tensor::zero::<f32>(&want).map_err(unsupported)?;
+        let input =
+            Tensor::zero::<f32>(&[batch, INPUT_SIDE, INPUT_SIDE, 1]).map_err(unsupported)?;
         Ok(Self {
             path: path.to_path_buf(),
             state,
             input: Arc::new(input),
+            batch,
         })
+    }
+
+    /// How many faces one run takes.
+    pub fn batch(&self) -> usize {
+        self.batch
     }
 
     /// The file the model came from.
@@ -153,7 +210,7 @@ impl EmotionModel {
     }
 
     /// Fills the input of the next [`EmotionModel::run`]: `fill` gets the 64x64 values,
-    /// row-major, and its result is passed back.
+    /// row-major (`batch` such images one after the other), and its result is passed back.
     pub fn with_input<R>(&mut self, fill: impl FnOnce(&mut [f32]) -> R) -> R {
         // tract drops its reference to the input when a run ends (checked by a test below), so
         // this is a plain borrow; were it still shared, make_mut would copy it rather than alias it.
@@ -165,8 +222,16 @@ impl EmotionModel {
         fill(slice)
     }
 
-    /// Runs the network on the input buffer and writes the 7 class probabilities to `probs`.
+    /// Runs the network on the input buffer and writes the 7 class probabilities to `probs`
+    /// (the first face's, for a batched model).
     pub fn run(&mut self, probs: &mut [f32; CLASS_COUNT]) -> Result<(), ModelError> {
+        self.run_batch(std::slice::from_mut(probs))
+    }
+
+    /// Runs the network on the input buffer and writes each face's 7 class probabilities to
+    /// `probs`, which holds at most [`EmotionModel::batch`] entries (the rest of the batch is
+    /// computed and not read).
+    pub fn run_batch(&mut self, probs: &mut [[f32; CLASS_COUNT]]) -> Result<(), ModelError> {
         let result = self
             .state
             .run(tvec!(TValue::from_const(self.input.clone())));
@@ -175,15 +240,20 @@ impl EmotionModel {
             .try_as_plain_ram()
             .and_then(|v| v.as_slice::<f32>())
             .map_err(|e| ModelError::Run(chain(&e)))?;
-        if out.len() != CLASS_COUNT {
-            return Err(ModelError::Run(format!("{} outputs, not 7", out.len())));
+        if out.len() != CLASS_COUNT * self.batch || probs.len() > self.batch {
+            return Err(ModelError::Run(format!(
+                "{} outputs for a batch of {}, {} asked for",
+                out.len(),
+                self.batch,
+                probs.len()
+            )));
         }
-        probs.copy_from_slice(out);
-        let sane = probs
-            .iter()
-            .all(|p| p.is_finite() && (0.0..=1.0).contains(p));
-        if !sane {
-            return Err(ModelError::BadOutput(probs.to_vec()));
+        for (dst, src) in probs.iter_mut().zip(out.chunks_exact(CLASS_COUNT)) {
+            dst.copy_from_slice(src);
+            let sane = dst.iter().all(|p| p.is_finite() && (0.0..=1.0).contains(p));
+            if !sane {
+                return Err(ModelError::BadOutput(dst.to_vec()));
+            }
         }
         Ok(())
     }
@@ -206,5 +276,38 @@ mod tests {
             assert_eq!(Arc::strong_count(&model.input), 1, "tract kept the input");
         }
         assert_eq!(Arc::as_ptr(&model.input), before);
+    }
+
+    #[test]
+    fn a_batch_gives_each_face_its_single_run_result() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/emotion_mini_xception_f32.tflite");
+        let mut single = EmotionModel::load(&path).unwrap();
+        let mut batched = EmotionModel::load_batched(&path, 5).unwrap();
+        assert_eq!(batched.batch(), 5);
+        // Five different inputs: a ramp shifted per face, so every face gets its own answer.
+        let face = |b: usize, i: usize| ((i * 31 + b * 977) % 256) as f32 / 127.5 - 1.0;
+        batched.with_input(|x| {
+            for (i, v) in x.iter_mut().enumerate() {
+                *v = face(i / 4096, i % 4096);
+            }
+        });
+        let mut all = [[0.0; CLASS_COUNT]; 5];
+        batched.run_batch(&mut all).unwrap();
+        for (b, got) in all.iter().enumerate() {
+            single.with_input(|x| {
+                for (i, v) in x.iter_mut().enumerate() {
+                    *v = face(b, i);
+                }
+            });
+            let mut want = [0.0; CLASS_COUNT];
+            single.run(&mut want).unwrap();
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-6, "face {b}: {got:?} vs {want:?}");
+            }
+        }
+        assert_ne!(all[0], all[1]);
+        let mut too_many = [[0.0; CLASS_COUNT]; 6];
+        assert!(batched.run_batch(&mut too_many).is_err());
     }
 }

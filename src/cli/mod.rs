@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 mod cameras;
 mod classify;
 mod detect;
+mod eval;
+mod explain;
 mod faces;
 mod leds;
 mod run;
@@ -37,6 +39,11 @@ enum Command {
     Cameras,
     /// LED wiring checks.
     Leds(leds::LedsArgs),
+    /// Accuracy on a labelled face set (FER-2013 CSV or a folder per class): confusion matrix,
+    /// precision, recall and F1.
+    Eval(eval::EvalArgs),
+    /// Occlusion maps: which parts of each face the expression's probability rests on.
+    Explain(explain::ExplainArgs),
 }
 
 impl Args {
@@ -59,6 +66,8 @@ pub fn run(args: Args) -> Result<()> {
         Command::CheckConfig(a) => run::check_config(a),
         Command::Cameras => cameras::run(),
         Command::Leds(a) => leds::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Explain(a) => explain::run(a),
     }
 }
 
