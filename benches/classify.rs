@@ -3,11 +3,16 @@
 //! The faces are the detected ones in `tests/data/reference/classify.json`, taken in turn.
 //! `scripts/bench-classify` runs this next to the TFLite interpreter (ai-edge-litert, XNNPACK,
 //! `num_threads=1`) on the same model and the same tensors, and prints the ratio.
+//!
+//! `explain/occlusion/batch-N` times one occlusion map (`emotiond explain`'s defaults: 196 occluded
+//! copies of a face) with N copies per tract run, to show whether batching pays.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use emotiond::classify::crop::{pad_value, INPUT_LEN};
+use emotiond::classify::crop::{pad_value, CropBuilder, INPUT_LEN};
+use emotiond::classify::model::EmotionModel;
 use emotiond::classify::{Classifier, CropRule, DEFAULT_MODEL};
 use emotiond::detect::Rect;
+use emotiond::explain::{occlusion_map_of_crop, Occlusion};
 use emotiond::frame::GrayFrame;
 use emotiond::source::still::load_gray;
 
@@ -50,6 +55,20 @@ fn bench(c: &mut Criterion) {
                 .expect("classify")
         })
     });
+    let mut crop = [0u8; INPUT_LEN];
+    let mut crops = CropBuilder::new(CropRule::fer()).expect("crop rule");
+    let (frame, r) = &faces[0];
+    crops.crop_u8(frame, pads[0], *r, &mut crop).expect("crop");
+    let mut group = c.benchmark_group("explain/occlusion");
+    group.sample_size(10);
+    for batch in [1, 4, 8, 16] {
+        let mut model = EmotionModel::load_batched(format!("{root}/models/{DEFAULT_MODEL}"), batch)
+            .expect("model");
+        group.bench_function(format!("batch-{batch}"), |b| {
+            b.iter(|| occlusion_map_of_crop(&mut model, &crop, Occlusion::default()).expect("map"))
+        });
+    }
+    group.finish();
     let tensor = vec![0.25f32; INPUT_LEN];
     c.bench_function("classify/network", |b| {
         b.iter(|| classifier.classify_tensor(&tensor).expect("network"))
