@@ -28,9 +28,10 @@ use crate::track::TrackEvent;
 const POOL: usize = 3;
 /// How often the main loop wakes without frames (stop requests, idle LEDs, status).
 const TICK: Duration = Duration::from_millis(100);
-/// First and longest wait between attempts to reopen a lost camera.
+/// First wait before reopening a lost camera.
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Longest wait between attempts to reopen a lost camera; the systemd watchdog must allow more.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, Error)]
