@@ -25,18 +25,23 @@ import json
 import pathlib
 import sys
 
+import importlib.util
+
 import cv2
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# fer's padding, the scaling to [-1, 1] and the LiteRT runner are make-classify-reference.py's own.
+_spec = importlib.util.spec_from_file_location("classify_ref", ROOT / "scripts/make-classify-reference.py")
+classify_ref = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(classify_ref)
 MODEL = "models/emotion_mini_xception_f32.tflite"
 CSV = "tests/data/eval/faces.csv"
 OUT = "tests/data/reference/eval.json"
 NAMES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 A, D, F, H, S, U, N = range(7)
-PADDING = 40
+PADDING = classify_ref.PADDING
 
 # (image, detected box) -> label; boxes that are not faces (a nose, a jacket, a badge) are left out.
 LABELS = {
@@ -97,27 +102,15 @@ MALFORMED = {
 def face48(image, region):
     gray = cv2.cvtColor(cv2.imread(str(ROOT / "tests/data/images" / image), cv2.IMREAD_COLOR),
                         cv2.COLOR_BGR2GRAY)
-    mean = cv2.mean(gray[-2:, :])[0]
-    padded = cv2.copyMakeBorder(gray, PADDING, PADDING, PADDING, PADDING, cv2.BORDER_CONSTANT,
-                                value=[mean, mean, mean])
+    padded, _ = classify_ref.fer_pad(gray)
     x0, y0, x1, y1 = region
     face = padded[y0 + PADDING:y1 + PADDING, x0 + PADDING:x1 + PADDING]
     return cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA)
 
 
-class Lite:
-    def __init__(self, path):
-        self.it = Interpreter(model_path=str(ROOT / path), num_threads=1)
-        self.it.allocate_tensors()
-        self.inp = self.it.get_input_details()[0]["index"]
-        self.out = self.it.get_output_details()[0]["index"]
-
-    def __call__(self, u8_48):
-        u8 = cv2.resize(u8_48, (64, 64))  # INTER_LINEAR, as load_fer2013
-        x = ((u8.astype(np.float32) / 255.0 - 0.5) * 2.0).astype(np.float32)
-        self.it.set_tensor(self.inp, x.reshape(1, 64, 64, 1))
-        self.it.invoke()
-        return [float(v) for v in self.it.get_tensor(self.out)[0]]
+def training_input(u8_48):
+    """load_fer2013 + preprocess_input: 48 -> 64 with cv2.resize INTER_LINEAR, then [-1, 1]."""
+    return classify_ref.normalise(cv2.resize(u8_48, (64, 64)))
 
 
 def metrics(rows):
@@ -140,7 +133,7 @@ def build():
     classify = json.loads((ROOT / "tests/data/reference/classify.json").read_text())
     regions = {(pathlib.Path(f["image"]).name, tuple(f["box"])): f["region"]
                for f in classify["faces"] if f["source"] == "detected"}
-    model = Lite(MODEL)
+    model = classify_ref.Lite(MODEL)
     lines, rows, malformed = ["emotion,pixels,Usage"], [], []
     for i, (key, label) in enumerate(LABELS.items()):
         u8 = face48(key[0], regions[key])
@@ -152,7 +145,7 @@ def build():
         usage = USAGE.get(i, "PrivateTest")
         lines.append(f"{label},{pixels},{usage}")
         rows.append({"line": len(lines), "image": key[0], "box": list(key[1]), "label": label,
-                     "usage": usage, "probs": model(u8)})
+                     "usage": usage, "probs": model(training_input(u8))})
     csv_text = "\n".join(lines) + "\n"
     ref = {
         "generator": "scripts/make-eval-reference.py",

@@ -278,34 +278,34 @@ fn print_table(r: &Report) -> Result<()> {
         }
         writeln!(out)?;
     }
-    writeln!(
-        out,
-        "\n{:>10} {:>8} {:>9} {:>9} {:>7} {:>7}",
-        "class", "support", "predicted", "precision", "recall", "f1"
-    )?;
+    writeln!(out)?;
+    // One layout for the header, each class and the macro line.
+    let mut line = |cells: [&str; 6]| {
+        let [a, b, c, d, e, f] = cells;
+        writeln!(out, "{a:>10} {b:>8} {c:>9} {d:>9} {e:>7} {f:>7}")
+    };
+    line(["class", "support", "predicted", "precision", "recall", "f1"])?;
     for c in &r.classes {
-        writeln!(
-            out,
-            "{:>10} {:>8} {:>9} {:>9} {:>7} {:>7}",
+        let (support, predicted) = (c.support.to_string(), c.predicted.to_string());
+        let s = &c.scores;
+        line([
             c.name,
-            c.support,
-            c.predicted,
-            opt(c.scores.precision),
-            opt(c.scores.recall),
-            opt(c.scores.f1)
-        )?;
+            &support,
+            &predicted,
+            &opt(s.precision),
+            &opt(s.recall),
+            &opt(s.f1),
+        ])?;
     }
     let m = &r.macro_avg;
-    writeln!(
-        out,
-        "{:>10} {:>8} {:>9} {:>9} {:>7} {:>7}",
+    line([
         "macro",
         "",
         "",
-        opt(m.precision),
-        opt(m.recall),
-        opt(m.f1)
-    )?;
+        &opt(m.precision),
+        &opt(m.recall),
+        &opt(m.f1),
+    ])?;
     writeln!(
         out,
         "\n{:.0} faces/s ({:.2} s)",

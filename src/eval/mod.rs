@@ -194,12 +194,15 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// Counts a malformed row or file.
-    pub fn record_bad(&mut self, bad: BadSample) {
+    /// Counts a malformed row or file, and returns it if it is among the first
+    /// [`KEPT_BAD_SAMPLES`], which are kept word for word.
+    pub fn record_bad(&mut self, bad: BadSample) -> Option<&BadSample> {
         self.bad_count += 1;
-        if self.bad.len() < KEPT_BAD_SAMPLES {
-            self.bad.push(bad);
+        if self.bad.len() >= KEPT_BAD_SAMPLES {
+            return None;
         }
+        self.bad.push(bad);
+        self.bad.last()
     }
 }
 
@@ -225,10 +228,9 @@ pub fn evaluate(
                         bad,
                     });
                 }
-                if eval.bad.len() < KEPT_BAD_SAMPLES {
+                if let Some(bad) = eval.record_bad(bad) {
                     log::warn!("{}: {bad}; skipped and counted", data.display());
                 }
-                eval.record_bad(bad);
             }
             Next::Face => {
                 let probs = scorer.score(&face)?;
