@@ -2,7 +2,8 @@
 """Judges a HIL run (scripts/hil): the VM's console (the T_ lines of tests/hil/guest/test.sh) and the
 bytes emotiond wrote to the 16550, against tests/hil/reference.json (OpenCV and LiteRT on the frames).
 
-usage: check.py REFERENCE.json CONSOLE.log SERIAL.log      exit 0 when every check holds, 1 otherwise
+usage: check.py REFERENCE.json CONSOLE.log SERIAL.log [--systemd]
+exit 0 when every check holds, 1 otherwise; --systemd also checks what systemd says of emotiond.service
 """
 import json
 import re
@@ -92,6 +93,24 @@ def main():
         d = abs(float(e[1]["conf"]) - f["expect"]["conf"])
         need(d <= 0.005 + 1e-9, f"serial: {f['name']} conf={e[1]['conf']} (LiteRT {f['expect']['conf']:.4f})",
              f"serial: {f['name']} conf={e[1]['conf']}, LiteRT says {f['expect']['conf']:.4f}")
+
+    # Under systemd (scripts/hil --systemd): the unit from the .deb, started with its sandbox.
+    units = [fields(l) for l in t if l.startswith("T_UNIT")]
+    if "--systemd" in sys.argv[4:]:
+        u = units[0] if units else {}
+        need(u.get("active") == "active" and u.get("sub") == "running",
+             "systemd: emotiond.service is active (running), so Type=notify's READY=1 arrived",
+             f"systemd: the unit is {u.get('active')} ({u.get('sub')})")
+        need(u.get("restarts") == "0" and u.get("pid") == u.get("was") and int(u.get("for_s", 0)) >= 40
+             and u.get("watchdog_usec") in ("30s", "30000000"),
+             f"systemd: the same process after {u.get('for_s')} s, no restart: WATCHDOG=1 pings arrive"
+             " within WatchdogSec=30",
+             f"systemd: watchdog or restarts: {u}")
+        need(u.get("user") == "emotiond", "systemd: it runs as the user emotiond",
+             f"systemd: it runs as {u.get('user')}")
+        need(exits and exits[0].get("result") == "success",
+             "systemd: systemctl stop ends it with Result=success",
+             f"systemd: after stop: {exits}")
 
     rss = [fields(l) for l in t if l.startswith("T_RSS")]
     if rss:
