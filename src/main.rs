@@ -1,5 +1,6 @@
 //! The `emotiond` command line: a thin layer over the library.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -8,10 +9,23 @@ mod cli;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    env_logger::Builder::from_env(
+    let mut logger = env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or(args.default_log_level()),
-    )
-    .init();
+    );
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        // Under systemd, standard error goes to the journal, which stamps each line itself and
+        // reads a leading "<N>" as the line's syslog priority.
+        logger.format(|buf, record| {
+            let priority = match record.level() {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            writeln!(buf, "<{priority}>{}: {}", record.target(), record.args())
+        });
+    }
+    logger.init();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -323,6 +323,43 @@ fn a_dead_serial_port_does_not_stop_the_daemon() {
     assert!(log.contains("stopped (end) after 28 frames"), "{log}");
 }
 
+#[test]
+fn under_systemd_log_lines_carry_their_priority_for_the_journal() {
+    // systemd sets JOURNAL_STREAM when standard error is the journal.
+    let out = daemon(&[
+        "--source",
+        "images:tests/data/replay",
+        "--serial",
+        "/dev/tty-emotiond-none",
+        "--once",
+        "--fps",
+        "0",
+        "--leds",
+        "log",
+    ])
+    .env("JOURNAL_STREAM", "8:12345")
+    .output()
+    .unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    for line in log.lines() {
+        let ok = ["<3>", "<4>", "<6>", "<7>"]
+            .iter()
+            .any(|p| line.starts_with(&format!("{p}emotiond")));
+        assert!(ok, "not a journal line: {line:?}");
+    }
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("<4>") && l.contains("serial /dev/tty-emotiond-none")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("<6>") && l.ends_with("LEDs: happy")),
+        "{log}"
+    );
+}
+
 /// A stand-in for rpicam-vid: writes two I420 frames of the astronaut and exits, so the daemon
 /// must start it again. It records its arguments.
 fn fake_rpicam(dir: &std::path::Path) -> std::path::PathBuf {
