@@ -199,3 +199,24 @@ fn the_postinst_creates_the_user_in_its_groups() {
         .unwrap();
     assert!(syntax.success(), "postinst has a shell syntax error");
 }
+
+#[test]
+fn the_armhf_variant_is_the_same_package_with_plain_dependencies() {
+    let deb = deb_metadata();
+    let armhf = deb["variants"]["armhf"]
+        .as_table()
+        .expect("[package.metadata.deb.variants.armhf]");
+    // cargo-deb names a variant's package <name>-<variant> unless told otherwise.
+    assert_eq!(armhf["name"].as_str(), Some(env!("CARGO_PKG_NAME")));
+    let depends = armhf["depends"].as_str().unwrap();
+    // An architecture-qualified dependency ("libc6:armhf") is what $auto gives without an armhf
+    // dpkg architecture, and is not what an armhf package may depend on.
+    assert!(!depends.contains(':'), "{depends}");
+    for needed in ["adduser", "libc6 (>= 2.34)", "libgcc-s1"] {
+        assert!(depends.split(", ").any(|d| d == needed), "{depends}");
+    }
+    // Everything else comes from the main table: the variant must not drop the assets or the unit.
+    for key in ["assets", "systemd-units", "maintainer-scripts"] {
+        assert!(!armhf.contains_key(key), "the variant overrides {key}");
+    }
+}
