@@ -12,7 +12,8 @@ expects the LED and the serial events of the largest face's emotion.
 
 Run:  $(scripts/reference-venv) scripts/make-hil-reference.py            (rewrite the file)
       $(scripts/reference-venv) scripts/make-hil-reference.py --check    (compare with it)
-      ... --check --yuyv DIR    also write DIR/<frame>.yuyv for the VM (what scripts/hil does)
+      ... --check --yuyv DIR    also write DIR/<frame>.yuyv for the VM and DIR/list, each frame's
+                                name and expected LED lines (what scripts/hil does)
 --check requires frames and boxes to be identical and probabilities to agree to 1e-6.
 """
 import argparse
@@ -125,7 +126,7 @@ def check(committed, fresh):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare with the committed file")
-    ap.add_argument("--yuyv", metavar="DIR", help="write DIR/<frame>.yuyv (640x480 YUYV)")
+    ap.add_argument("--yuyv", metavar="DIR", help="write DIR/<frame>.yuyv (640x480 YUYV) and DIR/list")
     args = ap.parse_args()
     fresh, grays = build()
     dest = ROOT / OUT
@@ -142,6 +143,11 @@ def main():
         d.mkdir(parents=True, exist_ok=True)
         for name, gray in grays.items():
             (d / f"{name}.yuyv").write_bytes(yuyv(gray))
+        # "NAME LEDS" per frame, in order: the gpio-sim lines 0..6 (angry .. neutral, as in
+        # tests/hil/guest/config.toml) that should read 1 while the camera shows NAME.
+        (d / "list").write_text("".join(
+            f["name"] + " " + "".join("1" if l == f["expect"]["emotion"] else "0" for l in LABELS) + "\n"
+            for f in fresh["frames"]))
 
 
 if __name__ == "__main__":

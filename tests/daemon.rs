@@ -298,9 +298,9 @@ fn a_missing_camera_is_retried_while_the_daemon_runs_and_stops_cleanly() {
     );
 }
 
-#[test]
-fn a_dead_serial_port_does_not_stop_the_daemon() {
-    let out = daemon(&[
+/// The bundled replay once, as fast as it goes, with events for a serial port that does not exist.
+fn replay_to_a_dead_serial_port(leds: &str) -> Command {
+    daemon(&[
         "--source",
         "images:tests/data/replay",
         "--serial",
@@ -309,10 +309,13 @@ fn a_dead_serial_port_does_not_stop_the_daemon() {
         "--fps",
         "0",
         "--leds",
-        "none",
+        leds,
     ])
-    .output()
-    .unwrap();
+}
+
+#[test]
+fn a_dead_serial_port_does_not_stop_the_daemon() {
+    let out = replay_to_a_dead_serial_port("none").output().unwrap();
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
     assert!(
@@ -326,20 +329,10 @@ fn a_dead_serial_port_does_not_stop_the_daemon() {
 #[test]
 fn under_systemd_log_lines_carry_their_priority_for_the_journal() {
     // systemd sets JOURNAL_STREAM when standard error is the journal.
-    let out = daemon(&[
-        "--source",
-        "images:tests/data/replay",
-        "--serial",
-        "/dev/tty-emotiond-none",
-        "--once",
-        "--fps",
-        "0",
-        "--leds",
-        "log",
-    ])
-    .env("JOURNAL_STREAM", "8:12345")
-    .output()
-    .unwrap();
+    let out = replay_to_a_dead_serial_port("log")
+        .env("JOURNAL_STREAM", "8:12345")
+        .output()
+        .unwrap();
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
     // "<N>target: message", the target being emotiond's module or a library's (tract logs the CPU
