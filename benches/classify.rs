@@ -11,9 +11,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use emotiond::classify::crop::{pad_value, CropBuilder, INPUT_LEN};
 use emotiond::classify::model::EmotionModel;
 use emotiond::classify::{Classifier, CropRule, DEFAULT_MODEL};
-use emotiond::detect::Rect;
 use emotiond::explain::{occlusion_map_of_crop, Occlusion};
 use emotiond::frame::GrayFrame;
+use emotiond::frame::Rect;
 use emotiond::source::still::load_gray;
 
 fn faces(root: &str) -> Vec<(GrayFrame, Rect)> {

@@ -3,7 +3,8 @@
 //! Sources produce a [`GrayFrame`], the detector reads it, the classifier crops faces from it. It is a
 //! plain row-major 8-bit luma buffer with no padding, so its length is always `width * height`.
 //! Stages that need a frame per tick keep one and refill it with [`GrayFrame::reset`], which reuses the
-//! allocation when the size does not grow.
+//! allocation when the size does not grow. A [`Rect`] is a box in a frame's pixels, as every stage
+//! from the detector to the serial protocol passes faces around.
 
 use std::fmt;
 
@@ -146,6 +147,31 @@ impl GrayFrame {
     pub fn get(&self, x: usize, y: usize) -> u8 {
         assert!(x < self.width, "x {x} outside a frame {} wide", self.width);
         self.pixels[y * self.width + x]
+    }
+}
+
+/// A box in image pixels, OpenCV's `cv::Rect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Rect {
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width.
+    pub w: i32,
+    /// Height.
+    pub h: i32,
+}
+
+impl Rect {
+    /// The box at `(x, y)` of size `w x h`.
+    pub const fn new(x: i32, y: i32, w: i32, h: i32) -> Self {
+        Rect { x, y, w, h }
+    }
+
+    /// The box as `[x, y, w, h]`, the order OpenCV and the JSON output use.
+    pub fn to_array(self) -> [i32; 4] {
+        [self.x, self.y, self.w, self.h]
     }
 }
 

@@ -13,7 +13,7 @@
 use thiserror::Error;
 
 use crate::classify::{Emotion, Probs, CLASS_COUNT};
-use crate::detect::Rect;
+use crate::frame::Rect;
 
 /// Tracking settings.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -12,8 +12,8 @@ use emotiond::classify::crop::{pad_value, CropBuilder, CropRule, INPUT_LEN};
 use emotiond::classify::{
     Classifier, ClassifyError, CropError, Emotion, Probs, CLASS_COUNT, DEFAULT_MODEL,
 };
-use emotiond::detect::Rect;
 use emotiond::frame::GrayFrame;
+use emotiond::frame::Rect;
 use emotiond::source::still::load_gray;
 use serde_json::Value;
 

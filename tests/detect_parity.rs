@@ -2,7 +2,11 @@
 //!
 //! `tests/data/reference/detect.json` was produced by `scripts/make-detect-reference.py` running
 //! opencv-python on the committed images. Every image x cascade x parameter set must give exactly
-//! OpenCV's set of boxes (OpenCV's order varies with its thread count, so sets are compared).
+//! OpenCV's set of boxes (OpenCV's order varies with its thread count, so sets are compared), at 1, 2,
+//! 3 and 4 detector threads: one macro makes the same five cascade checks at each count.
+//!
+//! `EMOTIOND_PARITY_STRIDE=N` (set by `scripts/cross-build` for its runs under qemu, where emulation
+//! is slow) makes the counts above 1 check every Nth image only; one thread always checks them all.
 
 mod common;
 
@@ -32,15 +36,30 @@ fn boxes(v: &Value) -> BTreeSet<[i32; 4]> {
         .collect()
 }
 
-/// Runs one cascade over every image at both parameter sets; returns the differences.
-fn check_cascade(name: &str) -> (usize, usize, Vec<String>) {
+/// Which images a run at `threads` threads checks: every one at 1 thread, every Nth above.
+fn image_stride(threads: usize) -> usize {
+    if threads == 1 {
+        return 1;
+    }
+    std::env::var("EMOTIOND_PARITY_STRIDE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Runs one cascade over the images at both parameter sets; returns the differences.
+fn check_cascade(name: &str, threads: usize) -> (usize, usize, Vec<String>) {
     let reference = reference("detect.json");
     let rel = reference["cascades"][name]["path"]
         .as_str()
         .expect("cascade in reference");
-    let mut detector = Detector::new(Cascade::from_file(root().join(rel)).expect("cascade loads"));
+    let cascade = Cascade::from_file(root().join(rel)).expect("cascade loads");
+    let mut detector = Detector::with_threads(cascade, threads).expect("thread pool");
+    assert_eq!(detector.threads(), threads);
     let (mut compared, mut total_boxes, mut diffs) = (0, 0, Vec::new());
-    for image in reference["images"].as_array().unwrap() {
+    let images = reference["images"].as_array().unwrap();
+    for image in images.iter().step_by(image_stride(threads)) {
         let file = image["file"].as_str().unwrap();
         let frame = load_gray(root().join(file)).expect("image loads");
         assert_eq!(
@@ -70,8 +89,8 @@ fn check_cascade(name: &str) -> (usize, usize, Vec<String>) {
     (compared, total_boxes, diffs)
 }
 
-fn assert_parity(name: &str) {
-    let (compared, total, diffs) = check_cascade(name);
+fn assert_parity(name: &str, threads: usize) {
+    let (compared, total, diffs) = check_cascade(name, threads);
     assert!(compared > 0 && total > 0, "{name}: nothing compared");
     assert!(
         diffs.is_empty(),
@@ -79,33 +98,47 @@ fn assert_parity(name: &str) {
         diffs.len(),
         diffs.join("\n")
     );
-    eprintln!("{name}: {compared} image/parameter pairs, {total} boxes, all equal to OpenCV's");
+    eprintln!(
+        "{name}, {threads} threads: {compared} image/parameter pairs, {total} boxes, all equal to OpenCV's"
+    );
 }
 
-#[test]
-fn haar_default_matches_opencv() {
-    assert_parity("haarcascade_frontalface_default");
+/// The five cascade checks at one thread count.
+macro_rules! parity_at {
+    ($module:ident, $threads:expr) => {
+        mod $module {
+            #[test]
+            fn haar_default_matches_opencv() {
+                super::assert_parity("haarcascade_frontalface_default", $threads);
+            }
+
+            #[test]
+            fn haar_default_old_format_matches_opencv() {
+                super::assert_parity("haarcascade_frontalface_default.fer-bundled", $threads);
+            }
+
+            #[test]
+            fn haar_alt2_trees_match_opencv() {
+                super::assert_parity("haarcascade_frontalface_alt2", $threads);
+            }
+
+            #[test]
+            fn lbp_improved_matches_opencv() {
+                super::assert_parity("lbpcascade_frontalface_improved", $threads);
+            }
+
+            #[test]
+            fn haar_tilted_trees_match_opencv() {
+                super::assert_parity("haarcascade_eye_tree_eyeglasses", $threads);
+            }
+        }
+    };
 }
 
-#[test]
-fn haar_default_old_format_matches_opencv() {
-    assert_parity("haarcascade_frontalface_default.fer-bundled");
-}
-
-#[test]
-fn haar_alt2_trees_match_opencv() {
-    assert_parity("haarcascade_frontalface_alt2");
-}
-
-#[test]
-fn lbp_improved_matches_opencv() {
-    assert_parity("lbpcascade_frontalface_improved");
-}
-
-#[test]
-fn haar_tilted_trees_match_opencv() {
-    assert_parity("haarcascade_eye_tree_eyeglasses");
-}
+parity_at!(one_thread, 1);
+parity_at!(two_threads, 2);
+parity_at!(three_threads, 3);
+parity_at!(four_threads, 4);
 
 #[test]
 fn reference_covers_the_committed_images() {

@@ -1,4 +1,4 @@
-# Sourced by .ci/run, scripts/cross-build and scripts/hil, which define die first.
+# Sourced by .ci/run, scripts/cross-build, scripts/hil and scripts/bench-arm, which define die first.
 # What they share for a Debian machine: root or sudo, installing from Debian's archive, binfmt_misc.
 sudo_cmd=""
 [ "$(id -u)" -eq 0 ] || sudo_cmd=sudo

@@ -17,8 +17,8 @@
 
 use thiserror::Error;
 
-use crate::detect::Rect;
 use crate::frame::GrayFrame;
+use crate::frame::Rect;
 use crate::resize::Resizer;
 
 /// fer's `PADDING`: the border, in pixels, added around the image before cropping.

@@ -13,8 +13,8 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use crate::detect::Rect;
 use crate::frame::GrayFrame;
+use crate::frame::Rect;
 pub use crop::{CropBuilder, CropError, CropRegion, CropRule, Offsets};
 pub use model::{EmotionModel, ModelError};
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use emotiond::detect::Rect;
+use emotiond::frame::Rect;
 use emotiond::source::still;
 
 use super::detect::annotate;

@@ -8,7 +8,8 @@ use clap::Args;
 use super::faces::{
     annotate_is_dir, annotate_target, classify_faces, print, Face, ImageFaces, ModelArgs,
 };
-use emotiond::detect::{Cascade, DetectParams, Detector, Rect};
+use emotiond::detect::{Cascade, DetectParams, Detector};
+use emotiond::frame::Rect;
 use emotiond::source::still;
 
 /// The cascade used when `--cascade` is not given.
@@ -35,6 +36,9 @@ pub struct DetectArgs {
     /// Largest face side in pixels; 0 for no limit.
     #[arg(long, default_value_t = 0, value_name = "PX")]
     max_size: usize,
+    /// Detector threads; 0 for one per core. The boxes are the same at any count.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    threads: usize,
     /// Print one JSON array (an object per image) instead of a table.
     #[arg(long)]
     json: bool,
@@ -71,7 +75,8 @@ pub fn run(args: DetectArgs) -> Result<()> {
     } else {
         None
     };
-    let mut detector = Detector::new(cascade);
+    let mut detector = Detector::with_threads(cascade, args.threads)
+        .map_err(|e| anyhow::anyhow!("--threads: {e}"))?;
     let mut results = Vec::with_capacity(args.images.len());
     for path in &args.images {
         let frame = still::load_gray(path)?;

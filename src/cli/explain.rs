@@ -10,8 +10,9 @@ use serde::Serialize;
 use emotiond::classify::crop::{pad_value, CropBuilder, INPUT_LEN};
 use emotiond::classify::model::EmotionModel;
 use emotiond::classify::DEFAULT_MODEL;
-use emotiond::detect::{Cascade, DetectParams, Detector, Rect};
+use emotiond::detect::{Cascade, DetectParams, Detector};
 use emotiond::explain::{occlusion_map_of_crop, render, Occlusion};
+use emotiond::frame::Rect;
 use emotiond::source::still;
 
 use super::detect::DEFAULT_CASCADE;

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 
 use emotiond::classify::{Classifier, CropRule, Offsets, Probs, DEFAULT_MODEL};
-use emotiond::detect::Rect;
+use emotiond::frame::Rect;
 
 /// One image's result, the JSON shape of `--json`.
 #[derive(Debug, Serialize)]

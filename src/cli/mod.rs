@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod cameras;
 mod classify;
 mod detect;
@@ -44,6 +45,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Occlusion maps: which parts of each face the expression's probability rests on.
     Explain(explain::ExplainArgs),
+    /// Time each stage (conversion, detection, crop + network, tracking, whole pipeline) per cascade and thread count.
+    Bench(bench::BenchArgs),
 }
 
 impl Args {
@@ -68,6 +71,7 @@ pub fn run(args: Args) -> Result<()> {
         Command::Leds(a) => leds::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

@@ -75,6 +75,9 @@ pub struct RunArgs {
     /// Skip the start-up lamp test (overrides leds.lamp_test).
     #[arg(long)]
     no_lamp_test: bool,
+    /// Detector threads, 0 for one per core (overrides detect.threads).
+    #[arg(long, value_name = "N")]
+    threads: Option<u32>,
 }
 
 /// Builds the detector, classifier and tracker the configuration describes.
@@ -96,8 +99,11 @@ pub fn build_pipeline(cfg: &Config) -> Result<Pipeline> {
         cascade_path.display(),
         model_path.display()
     );
+    let detector = Detector::with_threads(cascade, cfg.detect.threads as usize)
+        .context("detect.threads (--threads)")?;
+    log::info!("detection on {} thread(s)", detector.threads());
     Ok(Pipeline::new(
-        Detector::new(cascade),
+        detector,
         cfg.detect.params(),
         cfg.detect.every,
         classifier,
@@ -112,6 +118,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     if let Some(s) = args.serial {
         cfg.serial.path = Some(s);
+    }
+    if let Some(t) = args.threads {
+        cfg.detect.threads = t;
     }
     if let Some(fps) = args.fps {
         anyhow::ensure!(

@@ -92,6 +92,9 @@ pub struct DetectConfig {
     /// between; 1 (the default) detects on every frame, exactly as the reference does.
     #[serde(deserialize_with = "values::positive")]
     pub every: u32,
+    /// Detector threads; 0 (the default) means one per core. The boxes are the same at any count.
+    #[serde(deserialize_with = "values::threads")]
+    pub threads: u32,
 }
 
 impl Default for DetectConfig {
@@ -104,6 +107,7 @@ impl Default for DetectConfig {
             min_size: p.min_size as u32,
             max_size: p.max_size as u32,
             every: 1,
+            threads: 0,
         }
     }
 }

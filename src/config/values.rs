@@ -383,6 +383,15 @@ pub(super) fn small_count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Err
     count(d, 0, 100, "expected 0 to 100")
 }
 
+pub(super) fn threads<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    count(
+        d,
+        0,
+        crate::detect::MAX_THREADS as i64,
+        "expected 0 (one per core) to 256 threads",
+    )
+}
+
 pub(super) fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     count(d, 1, 10_000, "expected 1 to 10000")
 }

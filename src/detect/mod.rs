@@ -15,6 +15,13 @@
 //!    row of a level);
 //! 4. candidates are grouped with `groupRectangles(minNeighbors, 0.2)` ([`group`]) and clipped to the image.
 //!
+//! With more than one thread ([`Detector::with_threads`]) the rows of each level are split into chunks
+//! that a thread pool made once evaluates in parallel, as OpenCV's `parallel_for_` splits them into
+//! stripes. Each chunk writes its candidates into a buffer of its own and the buffers are joined in row
+//! order, so the candidate list, and with it the grouped boxes, is the single-thread one at any thread
+//! count. The planning (levels, rows, chunks) lives here, the hot loops in `scan`, the cascade's flat
+//! layout in `compiled`.
+//!
 //! ```no_run
 //! use emotiond::detect::{Cascade, DetectParams, Detector};
 //! use emotiond::frame::GrayFrame;
@@ -28,41 +35,32 @@
 //! ```
 
 pub mod cascade;
-mod evaluate;
+mod compiled;
 pub mod group;
 pub mod integral;
+mod scan;
 
 pub use cascade::{Cascade, CascadeError, FeatureKind};
 
 use crate::frame::GrayFrame;
+pub use crate::frame::Rect;
 use crate::resize::Resizer;
-use evaluate::{Compiled, Tables, Verdict};
+use compiled::Compiled;
 use group::{Grouper, GROUP_EPS};
+use rayon::prelude::*;
+use scan::{LevelScan, RowScratch, Tables};
 
-/// A box in image pixels, OpenCV's `cv::Rect`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Rect {
-    /// Left edge.
-    pub x: i32,
-    /// Top edge.
-    pub y: i32,
-    /// Width.
-    pub w: i32,
-    /// Height.
-    pub h: i32,
+/// The most detector threads [`Detector::with_threads`] accepts: far more than any Pi has cores, few
+/// enough that an absurd number is caught.
+pub const MAX_THREADS: usize = 256;
+
+/// The number of threads "auto" (0) means: the cores this process may run on.
+pub fn auto_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-impl Rect {
-    /// The box at `(x, y)` of size `w x h`.
-    pub const fn new(x: i32, y: i32, w: i32, h: i32) -> Self {
-        Rect { x, y, w, h }
-    }
-
-    /// The box as `[x, y, w, h]`, the order OpenCV and the JSON output use.
-    pub fn to_array(self) -> [i32; 4] {
-        [self.x, self.y, self.w, self.h]
-    }
-}
+/// Row chunks per thread and level: enough for the pool to balance rows of unequal cost.
+const CHUNKS_PER_THREAD: usize = 4;
 
 /// The parameters of `detectMultiScale`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -139,6 +137,18 @@ pub enum DetectError {
     /// The frame has no pixels.
     #[error("the frame is empty (0x0); nothing to detect in")]
     EmptyFrame,
+    /// A thread count above [`MAX_THREADS`].
+    #[error("detector threads {0}: expected 0 (all cores) to {MAX_THREADS}")]
+    BadThreads(usize),
+    /// The thread pool could not be started.
+    #[error("cannot start {threads} detector threads: {source}")]
+    Pool {
+        /// Threads asked for.
+        threads: usize,
+        /// What rayon said.
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
 }
 
 /// One pyramid level's geometry.
@@ -162,12 +172,23 @@ pub struct Detector {
     tilted_scratch: Vec<i32>,
     resizer: Resizer,
     grouper: Grouper,
+    /// The worker threads; `None` runs on the caller's thread alone.
+    pool: Option<rayon::ThreadPool>,
+    threads: usize,
+    /// One candidate buffer per row chunk, joined in order after each level, with its scratch.
+    chunks: Vec<(Vec<Rect>, RowScratch)>,
+    /// The scratch of the single-thread path.
+    scratch: RowScratch,
 }
 
 impl Detector {
-    /// A detector for `cascade`, with empty buffers.
+    /// A detector for `cascade` that runs on the caller's thread, with empty buffers.
     pub fn new(cascade: Cascade) -> Detector {
         Detector {
+            pool: None,
+            threads: 1,
+            chunks: Vec::new(),
+            scratch: RowScratch::default(),
             cascade,
             compiled: None,
             levels: Vec::new(),
@@ -179,6 +200,40 @@ impl Detector {
             resizer: Resizer::new(),
             grouper: Grouper::new(),
         }
+    }
+
+    /// A detector for `cascade` on `threads` threads (0: one per core, [`auto_threads`]); the pool is
+    /// made here, once. The boxes are the same at any thread count.
+    pub fn with_threads(cascade: Cascade, threads: usize) -> Result<Detector, DetectError> {
+        if threads > MAX_THREADS {
+            return Err(DetectError::BadThreads(threads));
+        }
+        let threads = if threads == 0 {
+            auto_threads()
+        } else {
+            threads
+        };
+        let mut d = Detector::new(cascade);
+        if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("detect-{i}"))
+                .build()
+                .map_err(|source| DetectError::Pool { threads, source })?;
+            d.pool = Some(pool);
+            d.threads = threads;
+        }
+        Ok(d)
+    }
+
+    /// The threads detection runs on.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The thread pool, when there is more than one thread; other stages may run work on it.
+    pub fn pool(&self) -> Option<&rayon::ThreadPool> {
+        self.pool.as_ref()
     }
 
     /// The cascade this detector runs.
@@ -250,13 +305,17 @@ impl Detector {
             return;
         };
         let (ww, wh) = self.cascade.window();
+        // One compiled layout serves every narrower level and frame (a local search's region, say):
+        // it is rebuilt only when a wider one comes.
         let stride = first.width + 1;
-        if self.compiled.as_ref().map(Compiled::stride) != Some(stride) {
+        if self.compiled.as_ref().is_none_or(|c| c.stride < stride) {
             self.compiled = Some(Compiled::new(&self.cascade, stride));
         }
+        let compiled = self.compiled.as_ref().expect("compiled above");
+        let stride = compiled.stride;
         let table_len = stride * (first.height + 1);
         let haar = self.cascade.kind() == FeatureKind::Haar;
-        let tilted = self.cascade.has_tilted_features();
+        let tilted = compiled.tilted;
         self.sum.resize(table_len, 0);
         if haar {
             self.sqsum.resize(table_len, 0);
@@ -275,7 +334,6 @@ impl Detector {
         if nstripes == 0 {
             return;
         }
-        let compiled = self.compiled.as_ref().expect("compiled above");
 
         for li in 0..self.levels.len() {
             let level = self.levels[li];
@@ -314,23 +372,42 @@ impl Detector {
             let step = if level.scale >= 2.0 { 1 } else { 2 };
             let stripe = (work_h / step).div_ceil(nstripes).max(1) * step;
             let y_end = (nstripes * stripe).min(work_h);
-            let win_w = (ww as f32 * level.scale).round_ties_even() as i32;
-            let win_h = (wh as f32 * level.scale).round_ties_even() as i32;
-            for y in (0..y_end).step_by(step) {
-                let mut x = 0;
-                while x < work_w {
-                    match compiled.evaluate(&self.cascade, &tables, y * stride + x) {
-                        Verdict::Face => out.push(Rect {
-                            x: (x as f32 * level.scale).round_ties_even() as i32,
-                            y: (y as f32 * level.scale).round_ties_even() as i32,
-                            w: win_w,
-                            h: win_h,
-                        }),
-                        Verdict::Rejected(0) => x += step,
-                        Verdict::Rejected(_) | Verdict::Flat => {}
+            let scan = LevelScan {
+                work_w,
+                step,
+                scale: level.scale,
+                win_w: (ww as f32 * level.scale).round_ties_even() as i32,
+                win_h: (wh as f32 * level.scale).round_ties_even() as i32,
+            };
+            let rows = y_end.div_ceil(step);
+            let chunks = (self.threads * CHUNKS_PER_THREAD).min(rows);
+            match &self.pool {
+                Some(pool) if chunks > 1 => {
+                    if self.chunks.len() < chunks {
+                        self.chunks.resize_with(chunks, Default::default);
                     }
-                    x += step;
+                    pool.install(|| {
+                        self.chunks[..chunks].par_iter_mut().enumerate().for_each(
+                            |(i, (buf, scratch))| {
+                                buf.clear();
+                                let (a, b) = (i * rows / chunks, (i + 1) * rows / chunks);
+                                let ys = (a..b).map(|r| r * step);
+                                scan::scan_rows(compiled, &tables, &scan, ys, buf, scratch);
+                            },
+                        )
+                    });
+                    for (buf, _) in &self.chunks[..chunks] {
+                        out.extend_from_slice(buf);
+                    }
                 }
+                _ => scan::scan_rows(
+                    compiled,
+                    &tables,
+                    &scan,
+                    (0..y_end).step_by(step),
+                    out,
+                    &mut self.scratch,
+                ),
             }
         }
     }

@@ -1,20 +1,24 @@
 //! The running daemon: a reader thread that owns the source, and the main loop that processes
 //! frames, drives the LEDs, writes the serial protocol, reports status, and stops cleanly.
 //!
-//! Frames travel between the two threads in a pool of three reused buffers, so a slow pipeline makes
-//! the reader wait (a camera's driver then drops frames) and nothing is allocated per frame. A live
+//! Frames travel between the two threads in a pool of three reused buffers, so nothing is allocated
+//! per frame. From a file or a pipe, a slow pipeline makes the reader wait; from a camera the reader
+//! keeps reading, and a frame that arrives while the previous one still waits replaces it
+//! ([`mailbox`](super::mailbox)): the oldest is dropped and counted, so the LEDs never lag behind the
+//! camera by more than a frame. A live
 //! source (a camera) that fails is reopened with backoff (0.5 s doubling to 10 s) while the main loop
 //! keeps the LEDs, the serial line and the watchdog going. A stop request (SIGTERM, SIGINT) is seen
 //! within 100 ms: LEDs off, a `stop` line, exit.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use super::mailbox::{Mailbox, Msg};
 use super::{stats, Pipeline, PipelineError};
 use crate::config::{Config, SourceConfig};
 use crate::frame::GrayFrame;
@@ -63,17 +67,6 @@ impl StopReason {
             StopReason::End => "end",
         }
     }
-}
-
-/// What the reader thread tells the main loop.
-enum Msg {
-    Frame(GrayFrame),
-    End,
-    BadFrame(String),
-    Lost(String),
-    Waiting(String),
-    Back,
-    Failed(String),
 }
 
 /// Options that are not in the configuration file.
@@ -134,7 +127,7 @@ fn reader(
     cfg: SourceConfig,
     mut src: Option<Box<dyn FrameSource + Send>>,
     first_error: Option<String>,
-    tx: SyncSender<Msg>,
+    tx: &Mailbox,
     free: Receiver<GrayFrame>,
     stop: Arc<AtomicBool>,
 ) {
@@ -144,7 +137,7 @@ fn reader(
     let mut backoff = BACKOFF_FIRST;
     let mut spare: Option<GrayFrame> = None;
     if let Some(e) = first_error {
-        let _ = tx.send(Msg::Lost(e));
+        let _ = tx.post(Msg::Lost(e));
     }
     while !stop.load(Ordering::Relaxed) {
         let Some(s) = &mut src else {
@@ -157,13 +150,13 @@ fn reader(
                 Ok(s) => {
                     src = Some(s);
                     backoff = BACKOFF_FIRST;
-                    if tx.send(Msg::Back).is_err() {
+                    if tx.post(Msg::Back).is_err() {
                         return;
                     }
                 }
                 Err(e) => {
                     backoff = (backoff * 2).min(BACKOFF_MAX);
-                    if tx.send(Msg::Waiting(e.to_string())).is_err() {
+                    if tx.post(Msg::Waiting(e.to_string())).is_err() {
                         return;
                     }
                 }
@@ -178,6 +171,13 @@ fn reader(
             },
         };
         let msg = match s.next_frame(&mut frame) {
+            Ok(true) if live => match tx.post_latest(frame, Instant::now()) {
+                Ok(old) => {
+                    spare = old;
+                    continue;
+                }
+                Err(_) => return,
+            },
             Ok(true) => {
                 if let Some(step) = pace {
                     due += step;
@@ -188,10 +188,10 @@ fn reader(
                         due = now;
                     }
                 }
-                Msg::Frame(frame)
+                Msg::Frame(frame, Instant::now())
             }
             Ok(false) => {
-                let _ = tx.send(Msg::End);
+                let _ = tx.post(Msg::End);
                 return;
             }
             Err(e) => {
@@ -203,13 +203,13 @@ fn reader(
                         Msg::Lost(e.to_string())
                     }
                     _ => {
-                        let _ = tx.send(Msg::Failed(e.to_string()));
+                        let _ = tx.post(Msg::Failed(e.to_string()));
                         return;
                     }
                 }
             }
         };
-        if tx.send(msg).is_err() {
+        if tx.post(msg).is_err() {
             return;
         }
     }
@@ -253,7 +253,7 @@ pub fn run(
         }
     }
 
-    let (tx, rx) = mpsc::sync_channel::<Msg>(POOL);
+    let mailbox = Arc::new(Mailbox::with_capacity(POOL + 8));
     let (free_tx, free_rx) = mpsc::channel::<GrayFrame>();
     for _ in 0..POOL {
         let _ = free_tx.send(GrayFrame::default());
@@ -262,9 +262,13 @@ pub fn run(
     let reader_thread = {
         let cfg = cfg.source.clone();
         let stop = reader_stop.clone();
+        let tx = mailbox.clone();
         thread::Builder::new()
             .name("source".into())
-            .spawn(move || reader(cfg, src, first_error, tx, free_rx, stop))
+            .spawn(move || {
+                reader(cfg, src, first_error, &tx, free_rx, stop);
+                tx.close_sender();
+            })
             .expect("spawning the source thread")
     };
 
@@ -278,18 +282,20 @@ pub fn run(
     let mut last_status = Instant::now();
     let mut frames_at_status = 0u64;
     let mut bad_frames = 0u64;
+    // From the source handing a frame over to its events written out.
+    let mut latency = stats::Latencies::default();
 
     let result = loop {
         if opts.stop.load(Ordering::Relaxed) {
             break Ok(StopReason::Signal);
         }
-        let msg = match rx.recv_timeout(TICK) {
-            Ok(m) => {
+        let msg = match mailbox.recv_timeout(TICK) {
+            Ok(Some(m)) => {
                 last_progress = Instant::now();
                 Some(m)
             }
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => {
+            Ok(None) => None,
+            Err(_) => {
                 if !ended {
                     break Err(DaemonError::SourceFailed(format!(
                         "{source_name}: the source thread stopped"
@@ -300,13 +306,14 @@ pub fn run(
             }
         };
         match msg {
-            Some(Msg::Frame(frame)) => {
+            Some(Msg::Frame(frame, captured)) => {
                 let frame_no = pipeline.frames();
                 if let Err(e) = pipeline.process(&frame) {
                     break Err(e.into());
                 }
                 let _ = free_tx.send(frame);
                 report(&mut out, &pipeline, frame_no);
+                latency.push(captured.elapsed());
             }
             Some(Msg::End) => {
                 ended = true;
@@ -357,13 +364,12 @@ pub fn run(
             if last_status.elapsed() >= every {
                 let secs = last_status.elapsed().as_secs_f64();
                 let frames = pipeline.frames();
-                status(
-                    &mut out,
-                    &mut pipeline,
-                    start,
-                    (frames - frames_at_status) as f64 / secs,
+                let figures = Figures {
+                    fps: (frames - frames_at_status) as f64 / secs,
                     bad_frames,
-                );
+                    dropped: mailbox.dropped(),
+                };
+                status(&mut out, &mut pipeline, &mut latency, start, &figures);
                 frames_at_status = frames;
                 last_status = Instant::now();
             }
@@ -380,7 +386,7 @@ pub fn run(
     // The stop sequence: the reader is told to stop, LEDs go off, the last lines go out.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     reader_stop.store(true, Ordering::Relaxed);
-    drop(rx);
+    mailbox.close_receiver();
     out.show(LedState::Off, start.elapsed());
     let reason = match &result {
         Ok(r) => r.word(),
@@ -431,7 +437,21 @@ fn report(out: &mut Outputs, pipeline: &Pipeline, frame_no: u64) {
     }
 }
 
-fn status(out: &mut Outputs, p: &mut Pipeline, start: Instant, fps: f64, bad_frames: u64) {
+/// The daemon loop's own counts for a status line.
+struct Figures {
+    fps: f64,
+    bad_frames: u64,
+    dropped: u64,
+}
+
+fn status(
+    out: &mut Outputs,
+    p: &mut Pipeline,
+    latency: &mut stats::Latencies,
+    start: Instant,
+    f: &Figures,
+) {
+    let fps = f.fps;
     let faces = p.tracker().confirmed().count() as i64;
     let ms = |v: Option<f32>| Value::Num(f64::from(v.unwrap_or(0.0)), 1);
     let mut e = Event::new("status")
@@ -443,7 +463,10 @@ fn status(out: &mut Outputs, p: &mut Pipeline, start: Instant, fps: f64, bad_fra
         .with("detect_p95_ms", ms(p.detect_times.quantile_ms(0.95)))
         .with("classify_p50_ms", ms(p.classify_times.quantile_ms(0.5)))
         .with("classify_p95_ms", ms(p.classify_times.quantile_ms(0.95)))
-        .with("bad_frames", Value::Int(bad_frames as i64));
+        .with("latency_p50_ms", ms(latency.quantile_ms(0.5)))
+        .with("latency_p95_ms", ms(latency.quantile_ms(0.95)))
+        .with("dropped", Value::Int(f.dropped as i64))
+        .with("bad_frames", Value::Int(f.bad_frames as i64));
     if let Some(t) = stats::cpu_temperature() {
         e = e.with("temp_c", Value::Num(f64::from(t), 1));
     }

@@ -1,7 +1,9 @@
 //! The stages wired together: [`Pipeline`] takes one gray frame through detection, classification and
 //! tracking; [`daemon`] runs it over a source with LEDs, the serial line, signals and systemd.
 
+pub mod bench;
 pub mod daemon;
+mod mailbox;
 pub mod stats;
 
 use std::time::Instant;
@@ -10,8 +12,8 @@ use thiserror::Error;
 
 use crate::classify::{Classifier, ClassifyError, Probs};
 use crate::config::Drive;
-use crate::detect::{DetectError, DetectParams, Detector, Rect};
-use crate::frame::GrayFrame;
+use crate::detect::{DetectError, DetectParams, Detector};
+use crate::frame::{GrayFrame, Rect};
 use crate::track::{Track, TrackEvent, TrackParamError, TrackParams, Tracker};
 
 use stats::Latencies;

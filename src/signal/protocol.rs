@@ -17,7 +17,7 @@ use std::fmt::Write;
 
 use crate::classify::Emotion;
 use crate::config::SerialFormat;
-use crate::detect::Rect;
+use crate::frame::Rect;
 
 /// The protocol version both forms carry.
 pub const VERSION: u32 = 1;

@@ -69,9 +69,9 @@ pub fn floats(v: &Value) -> Vec<f64> {
 }
 
 /// A JSON `[x, y, w, h]` as a box.
-pub fn rect(v: &Value) -> emotiond::detect::Rect {
+pub fn rect(v: &Value) -> emotiond::frame::Rect {
     match ints(v)[..] {
-        [x, y, w, h] => emotiond::detect::Rect::new(x as i32, y as i32, w as i32, h as i32),
+        [x, y, w, h] => emotiond::frame::Rect::new(x as i32, y as i32, w as i32, h as i32),
         _ => panic!("not a box: {v}"),
     }
 }

@@ -1,0 +1,452 @@
+//! The hot loops: running a compiled cascade over the windows of some rows of one pyramid level.
+//!
+//! Arithmetic follows OpenCV's `HaarEvaluator`/`LBPEvaluator` and `predict*` templates to the bit:
+//! a Haar feature is `(w0*s0 + w1*s1 [+ w2*s2]) * varianceNormFactor` in `f32`, compared with the node
+//! threshold; leaf values are summed in `f64` and compared with the stage threshold; the variance factor
+//! is `(float)(1 / sqrt(area * sqsum - sum^2))` over the window inset by one pixel, and windows with
+//! `area * factor >= 0.1` (nearly flat) are rejected before the first stage. An LBP feature compares
+//! eight cell sums with the centre cell's in OpenCV's bit order and looks the code up in the node's
+//! 256-bit subset.
+//!
+//! Nothing here allocates or knows about threads: [`scan_rows`] appends the candidates of the rows it
+//! is given, in OpenCV's single-thread order, to a caller's buffer.
+
+use super::compiled::{
+    Compiled, Corners, HaarTest, LbpTest, StageAt, Stump, TreeNode, Trees, Weak,
+};
+use crate::frame::Rect;
+
+/// The integral tables of one pyramid level, all with the compiled stride.
+pub(crate) struct Tables<'a> {
+    pub sum: &'a [i32],
+    pub sqsum: &'a [i32],
+    pub tilted: &'a [i32],
+}
+
+/// Where the windows of one level lie and how candidates map back to the frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LevelScan {
+    /// Windows start at `x < work_w`.
+    pub work_w: usize,
+    /// Window step in level pixels, in x and y (2 below scale 2, else 1).
+    pub step: usize,
+    /// Level-to-frame scale.
+    pub scale: f32,
+    /// The window's size in frame pixels.
+    pub win_w: i32,
+    pub win_h: i32,
+}
+
+/// What a window evaluation decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Every stage passed: a candidate.
+    Face,
+    /// Rejected by stage `n` (0 makes the scan skip the next column, as OpenCV does).
+    Rejected(usize),
+    /// Rejected before the first stage (flat window).
+    Flat,
+}
+
+/// One window's slices of the tables, at least `span` entries each from its top-left corner.
+///
+/// Built only by [`Window::new`], which checks the length; every offset a [`Compiled`] holds is below
+/// its `span` (checked by `Compiled::new`), which is what makes [`Window::at`]'s unchecked reads sound.
+struct Window<'a> {
+    sum: &'a [i32],
+    tilted: &'a [i32],
+}
+
+impl<'a> Window<'a> {
+    /// The window over `sum` and `tilted` (the upright table again for a cascade without tilted
+    /// features), which must hold `span` entries each.
+    #[inline(always)]
+    fn new(sum: &'a [i32], tilted: &'a [i32], span: usize) -> Window<'a> {
+        assert!(
+            sum.len() >= span && tilted.len() >= span,
+            "window past its table"
+        );
+        Window { sum, tilted }
+    }
+
+    /// `p0 - p1 - p2 + p3` over the upright (or tilted) table, wrapping like OpenCV's 32-bit tables.
+    #[inline(always)]
+    fn at(&self, tilted: bool, c: &Corners) -> i32 {
+        let t = if tilted { self.tilted } else { self.sum };
+        // SAFETY: `c` comes from the `Compiled` this window was made for, whose offsets are all below
+        // its span (asserted in `Compiled::new`), and `Window::new` asserted both slices hold at least
+        // span entries; so every index is in bounds.
+        let get = |o: u32| unsafe { *t.get_unchecked(o as usize) };
+        get(c[0])
+            .wrapping_sub(get(c[1]))
+            .wrapping_sub(get(c[2]))
+            .wrapping_add(get(c[3]))
+    }
+}
+
+/// `p0 - p1 - p2 + p3`, wrapping like OpenCV's 32-bit tables (bounds-checked).
+#[inline(always)]
+fn corner_sum(t: &[i32], c: &Corners) -> i32 {
+    t[c[0] as usize]
+        .wrapping_sub(t[c[1] as usize])
+        .wrapping_sub(t[c[2] as usize])
+        .wrapping_add(t[c[3] as usize])
+}
+
+/// A node test of either feature family.
+trait Test {
+    fn passes(&self, w: &Window<'_>, factor: f32) -> bool;
+}
+
+impl Test for HaarTest {
+    #[inline(always)]
+    fn passes(&self, w: &Window<'_>, factor: f32) -> bool {
+        let mut v = self.weights[0] * w.at(self.tilted, &self.corners[0]) as f32
+            + self.weights[1] * w.at(self.tilted, &self.corners[1]) as f32;
+        if self.third {
+            v += self.weights[2] * w.at(self.tilted, &self.corners[2]) as f32;
+        }
+        v * factor < self.threshold
+    }
+}
+
+impl Test for LbpTest {
+    #[inline(always)]
+    fn passes(&self, w: &Window<'_>, _factor: f32) -> bool {
+        let p = &self.points;
+        let cell = |a: usize, b: usize, c: usize, d: usize| w.at(false, &[p[a], p[b], p[c], p[d]]);
+        let centre = cell(5, 6, 9, 10);
+        // Clockwise from the top-left cell, in OpenCV's bit order.
+        let code = ((cell(0, 1, 4, 5) >= centre) as usize) << 7
+            | ((cell(1, 2, 5, 6) >= centre) as usize) << 6
+            | ((cell(2, 3, 6, 7) >= centre) as usize) << 5
+            | ((cell(6, 7, 10, 11) >= centre) as usize) << 4
+            | ((cell(10, 11, 14, 15) >= centre) as usize) << 3
+            | ((cell(9, 10, 13, 14) >= centre) as usize) << 2
+            | ((cell(8, 9, 12, 13) >= centre) as usize) << 1
+            | (cell(4, 5, 8, 9) >= centre) as usize;
+        self.subset[code >> 5] & (1 << (code & 31)) != 0
+    }
+}
+
+#[inline(always)]
+fn run_stumps<T: Test>(
+    stages: &[StageAt],
+    stumps: &[Stump<T>],
+    w: &Window<'_>,
+    factor: f32,
+) -> Verdict {
+    for (si, s) in stages.iter().enumerate() {
+        let mut acc = 0.0f64;
+        for st in &stumps[s.first as usize..(s.first + s.count) as usize] {
+            acc += if st.test.passes(w, factor) {
+                st.left
+            } else {
+                st.right
+            } as f64;
+        }
+        if acc < s.threshold as f64 {
+            return Verdict::Rejected(si);
+        }
+    }
+    Verdict::Face
+}
+
+#[inline(always)]
+fn run_trees<T: Test>(stages: &[StageAt], t: &Trees<T>, w: &Window<'_>, factor: f32) -> Verdict {
+    for (si, s) in stages.iter().enumerate() {
+        let mut acc = 0.0f64;
+        for tree in &t.trees[s.first as usize..(s.first + s.count) as usize] {
+            let mut idx = 0i32;
+            loop {
+                let node: &TreeNode<T> = &t.nodes[tree.first_node as usize + idx as usize];
+                idx = if node.test.passes(w, factor) {
+                    node.left
+                } else {
+                    node.right
+                };
+                if idx <= 0 {
+                    break;
+                }
+            }
+            acc += t.leaves[tree.first_leaf as usize + (-idx) as usize] as f64;
+        }
+        if acc < s.threshold as f64 {
+            return Verdict::Rejected(si);
+        }
+    }
+    Verdict::Face
+}
+
+/// OpenCV's `varianceNormFactor` for the window at `base`, or `None` for a flat window.
+#[inline(always)]
+fn variance_factor(c: &Compiled, t: &Tables<'_>, base: usize) -> Option<f32> {
+    let valsum = corner_sum(&t.sum[base..], &c.norm);
+    let valsqsum = corner_sum(&t.sqsum[base..], &c.norm) as u32;
+    let nf = c.norm_area * valsqsum as f64 - valsum as f64 * valsum as f64;
+    if nf <= 0.0 {
+        return None;
+    }
+    let factor = (1.0 / nf.sqrt()) as f32;
+    // OpenCV keeps the window when `area * factor < 0.1`.
+    (c.norm_area * f64::from(factor) < 0.1).then_some(factor)
+}
+
+/// How many leading stages of a stump-based Haar cascade are computed for a whole row at once. A
+/// stage costs the row-at-a-time loop about a sixth of what it costs window by window, so it pays
+/// while more than about a sixth of the windows reach it; on the default cascade about 43% of the
+/// windows reach stage 1, 28% stage 2, 18% stage 3 and 11% stage 4.
+const ROW_STAGES: usize = 3;
+
+/// Per-thread buffers of the row-at-a-time stages, reused from row to row and frame to frame.
+#[derive(Debug, Default)]
+pub(crate) struct RowScratch {
+    factor: Vec<f32>,
+    textured: Vec<bool>,
+    acc: Vec<f64>,
+    leaf: Vec<f32>,
+    /// Per window: how many of the row-at-a-time stages it passed in a row.
+    reached: Vec<u8>,
+}
+
+/// Appends the candidates of the windows in rows `rows` (level pixels, already on the step grid) to
+/// `out`, in OpenCV's order.
+pub(crate) fn scan_rows(
+    c: &Compiled,
+    t: &Tables<'_>,
+    level: &LevelScan,
+    rows: impl Iterator<Item = usize>,
+    out: &mut Vec<Rect>,
+    scratch: &mut RowScratch,
+) {
+    match (&c.weak, level.step) {
+        (Weak::HaarStumps(s), 1) => {
+            return rows.for_each(|y| stump_row::<1>(c, s, t, level, y, out, scratch))
+        }
+        (Weak::HaarStumps(s), 2) => {
+            return rows.for_each(|y| stump_row::<2>(c, s, t, level, y, out, scratch))
+        }
+        _ => {}
+    }
+    let span = c.span;
+    let window = |base: usize| {
+        let sum = &t.sum[base..base + span];
+        let tilted = if c.tilted {
+            &t.tilted[base..base + span]
+        } else {
+            sum
+        };
+        Window::new(sum, tilted, span)
+    };
+    match &c.weak {
+        Weak::HaarStumps(stumps) => scan(c, level, rows, out, |base| {
+            match variance_factor(c, t, base) {
+                Some(f) => run_stumps(&c.stages, stumps, &window(base), f),
+                None => Verdict::Flat,
+            }
+        }),
+        Weak::HaarTrees(trees) => scan(c, level, rows, out, |base| {
+            match variance_factor(c, t, base) {
+                Some(f) => run_trees(&c.stages, trees, &window(base), f),
+                None => Verdict::Flat,
+            }
+        }),
+        Weak::LbpStumps(stumps) => scan(c, level, rows, out, |base| {
+            run_stumps(&c.stages, stumps, &window(base), 0.0)
+        }),
+        Weak::LbpTrees(trees) => scan(c, level, rows, out, |base| {
+            run_trees(&c.stages, trees, &window(base), 0.0)
+        }),
+    }
+}
+
+/// The window walk of one row: every `step` pixels, one more column skipped after a stage-0 rejection.
+#[inline(always)]
+fn scan(
+    c: &Compiled,
+    level: &LevelScan,
+    rows: impl Iterator<Item = usize>,
+    out: &mut Vec<Rect>,
+    eval: impl Fn(usize) -> Verdict,
+) {
+    let step = level.step;
+    for y in rows {
+        let mut x = 0;
+        while x < level.work_w {
+            match eval(y * c.stride + x) {
+                Verdict::Face => out.push(Rect::new(
+                    (x as f32 * level.scale).round_ties_even() as i32,
+                    (y as f32 * level.scale).round_ties_even() as i32,
+                    level.win_w,
+                    level.win_h,
+                )),
+                Verdict::Rejected(0) => x += step,
+                Verdict::Rejected(_) | Verdict::Flat => {}
+            }
+            x += step;
+        }
+    }
+}
+
+/// The lanes of one rectangle: for each of the `n` windows of a row, `STEP` entries apart, its four
+/// corners (lane `i` of corner `k` is `lanes[k][STEP * i]`).
+#[inline(always)]
+fn lanes<'a, const STEP: usize>(tab: &'a [i32], c: &Corners, n: usize) -> [&'a [i32]; 4] {
+    c.map(|o| &tab[o as usize..o as usize + STEP * (n - 1) + 1])
+}
+
+/// `p0 - p1 - p2 + p3` of lane `i`.
+#[inline(always)]
+fn lane_sum<const STEP: usize>(l: &[&[i32]; 4], i: usize) -> i32 {
+    let j = STEP * i;
+    l[0][j]
+        .wrapping_sub(l[1][j])
+        .wrapping_sub(l[2][j])
+        .wrapping_add(l[3][j])
+}
+
+/// Sets `leaf[i]` to the stump's left or right leaf for each window `i` of a row (`sum` and `tilted`
+/// start at the row's first window; windows are `STEP` entries apart), deciding each window exactly
+/// as [`Test::passes`] does.
+#[inline(always)]
+fn row_leaves<const STEP: usize>(
+    st: &Stump<HaarTest>,
+    sum: &[i32],
+    tilted: &[i32],
+    factor: &[f32],
+    leaf: &mut [f32],
+) {
+    let n = leaf.len();
+    let h = &st.test;
+    let tab = if h.tilted { tilted } else { sum };
+    let factor = &factor[..n];
+    let r0 = lanes::<STEP>(tab, &h.corners[0], n);
+    let r1 = lanes::<STEP>(tab, &h.corners[1], n);
+    let (w0, w1, thr) = (h.weights[0], h.weights[1], h.threshold);
+    let (left, right) = (st.left, st.right);
+    if h.third {
+        let r2 = lanes::<STEP>(tab, &h.corners[2], n);
+        let w2 = h.weights[2];
+        for i in 0..n {
+            let mut v = w0 * lane_sum::<STEP>(&r0, i) as f32 + w1 * lane_sum::<STEP>(&r1, i) as f32;
+            v += w2 * lane_sum::<STEP>(&r2, i) as f32;
+            leaf[i] = if v * factor[i] < thr { left } else { right };
+        }
+    } else {
+        for i in 0..n {
+            let v = w0 * lane_sum::<STEP>(&r0, i) as f32 + w1 * lane_sum::<STEP>(&r1, i) as f32;
+            leaf[i] = if v * factor[i] < thr { left } else { right };
+        }
+    }
+}
+
+/// One row of a stump-based Haar cascade. The variance factors come first; then the first
+/// [`ROW_STAGES`] stages are computed for every window of the row at once, in loops over table
+/// entries at a fixed step that the compiler turns into SIMD, and OpenCV's window walk reads those
+/// results and runs the later stages window by window. Each window's numbers come from the same
+/// operations in the same order as [`run_stumps`] uses, so every decision is the same; what the walk
+/// skips is computed and not read.
+#[allow(clippy::too_many_arguments)]
+fn stump_row<const STEP: usize>(
+    c: &Compiled,
+    stumps: &[Stump<HaarTest>],
+    t: &Tables<'_>,
+    level: &LevelScan,
+    y: usize,
+    out: &mut Vec<Rect>,
+    scratch: &mut RowScratch,
+) {
+    let n = level.work_w.div_ceil(STEP);
+    if n == 0 {
+        return;
+    }
+    let base = y * c.stride;
+    // Every window of the row reads entries base .. base + STEP (n - 1) + span.
+    let len = STEP * (n - 1) + c.span;
+    let sum = &t.sum[base..base + len];
+    let tilted = if c.tilted {
+        &t.tilted[base..base + len]
+    } else {
+        sum
+    };
+    let RowScratch {
+        factor,
+        textured,
+        acc,
+        leaf,
+        reached,
+    } = scratch;
+    for v in [&mut *factor, &mut *leaf] {
+        v.resize(n, 0.0);
+    }
+    textured.resize(n, true);
+    acc.resize(n, 0.0);
+    reached.clear();
+    reached.resize(n, 0);
+    let (factor, textured, acc, leaf, reached) = (
+        &mut factor[..n],
+        &mut textured[..n],
+        &mut acc[..n],
+        &mut leaf[..n],
+        &mut reached[..n],
+    );
+
+    {
+        let sqsum = &t.sqsum[base..base + len];
+        let s = lanes::<STEP>(sum, &c.norm, n);
+        let q = lanes::<STEP>(sqsum, &c.norm, n);
+        let area = c.norm_area;
+        for i in 0..n {
+            let valsum = lane_sum::<STEP>(&s, i);
+            let valsqsum = lane_sum::<STEP>(&q, i) as u32;
+            let nf = area * valsqsum as f64 - valsum as f64 * valsum as f64;
+            let f = (1.0 / nf.sqrt()) as f32;
+            factor[i] = f;
+            // OpenCV keeps the window when `area * factor < 0.1` (and nf > 0).
+            textured[i] = nf > 0.0 && area * f64::from(f) < 0.1;
+        }
+    }
+    let row_stages = ROW_STAGES.min(c.stages.len());
+    for (si, stage) in c.stages[..row_stages].iter().enumerate() {
+        let si = si as u8;
+        if !reached.contains(&si) {
+            break;
+        }
+        acc.fill(0.0);
+        for st in &stumps[stage.first as usize..(stage.first + stage.count) as usize] {
+            row_leaves::<STEP>(st, sum, tilted, factor, leaf);
+            // A pass of its own, so the loops above run four f32 lanes wide, not two f64 lanes.
+            for (a, &l) in acc.iter_mut().zip(leaf.iter()) {
+                *a += l as f64;
+            }
+        }
+        let thr = stage.threshold as f64;
+        for (r, &a) in reached.iter_mut().zip(acc.iter()) {
+            *r += (*r == si && a >= thr) as u8;
+        }
+    }
+    let later = &c.stages[row_stages..];
+    let mut i = 0;
+    while i < n {
+        if textured[i] {
+            match reached[i] as usize {
+                // Rejected by stage 0: OpenCV skips the next column too.
+                0 => i += 1,
+                r if r < row_stages => {}
+                _ => {
+                    let x = STEP * i;
+                    let w = Window::new(&sum[x..], &tilted[x..], c.span);
+                    if run_stumps(later, stumps, &w, factor[i]) == Verdict::Face {
+                        out.push(Rect::new(
+                            (x as f32 * level.scale).round_ties_even() as i32,
+                            (y as f32 * level.scale).round_ties_even() as i32,
+                            level.win_w,
+                            level.win_h,
+                        ));
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+}
