@@ -201,6 +201,18 @@ fn start(args: &[&str]) -> (Child, BufReader<ChildStdout>) {
     (child, out)
 }
 
+/// The promised stop time, a second, times `EMOTIOND_TEST_TIME_SCALE` (default 1). The promise is for
+/// the device; `scripts/cross-build` sets the scale for its runs under qemu-user, where each
+/// instruction costs several host instructions and a frame in progress takes seconds to finish.
+fn stop_bound() -> Duration {
+    let scale = std::env::var("EMOTIOND_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 1.0)
+        .unwrap_or(1.0);
+    Duration::from_secs_f64(scale)
+}
+
 /// Sends SIGTERM; returns how long the process took to exit, its output, and the protocol lines
 /// not read before.
 fn stop(mut child: Child, mut out: BufReader<ChildStdout>) -> (Duration, Output, String) {
@@ -256,7 +268,7 @@ fn sigterm_turns_the_leds_off_and_writes_the_stop_line_within_a_second() {
     read_until(&mut out, "event=appeared");
     let (took, rest, tail) = stop(child, out);
     assert!(rest.status.success(), "{}", stderr(&rest));
-    assert!(took < Duration::from_secs(1), "exit took {took:?}");
+    assert!(took < stop_bound(), "exit took {took:?}");
     let last = tail.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("emotiond/1 stop reason=signal frames="),
@@ -287,7 +299,7 @@ fn a_missing_camera_is_retried_while_the_daemon_runs_and_stops_cleanly() {
     let (took, rest, tail) = stop(child, out);
     let log = stderr(&rest);
     assert!(rest.status.success(), "{log}");
-    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(took < stop_bound(), "{took:?}");
     assert!(
         log.contains("retrying until it appears") && log.contains("still waiting"),
         "{log}"

@@ -156,6 +156,15 @@ impl Classifier {
         })
     }
 
+    /// A second classifier sharing this one's network, for another thread (see
+    /// [`EmotionModel::twin`]).
+    pub fn twin(&self) -> Result<Self, ClassifyError> {
+        Ok(Self {
+            model: self.model.twin()?,
+            crops: CropBuilder::new(self.crops.rule())?,
+        })
+    }
+
     /// The crop rule in use.
     pub fn rule(&self) -> CropRule {
         self.crops.rule()

@@ -199,6 +199,22 @@ impl EmotionModel {
         })
     }
 
+    /// A second model over the same optimised graph, with run state of its own, for classifying on
+    /// another thread; the graph is shared, not loaded or optimised again.
+    pub fn twin(&self) -> Result<Self, ModelError> {
+        let state = self
+            .state
+            .plan()
+            .spawn()
+            .map_err(|e| ModelError::Run(chain(&e)))?;
+        Ok(Self {
+            path: self.path.clone(),
+            state,
+            input: Arc::new(self.input.as_ref().clone()),
+            batch: self.batch,
+        })
+    }
+
     /// How many faces one run takes.
     pub fn batch(&self) -> usize {
         self.batch

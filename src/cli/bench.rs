@@ -83,8 +83,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     })?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
+        // Written as a string, so a closed pipe is an io::Error main can tell apart.
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         table(&mut out, &report)?;
     }

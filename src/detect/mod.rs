@@ -179,6 +179,8 @@ pub struct Detector {
     chunks: Vec<(Vec<Rect>, RowScratch)>,
     /// The scratch of the single-thread path.
     scratch: RowScratch,
+    /// How many times the cascade was laid out for a table stride.
+    layouts: usize,
 }
 
 impl Detector {
@@ -189,6 +191,7 @@ impl Detector {
             threads: 1,
             chunks: Vec::new(),
             scratch: RowScratch::default(),
+            layouts: 0,
             cascade,
             compiled: None,
             levels: Vec::new(),
@@ -224,6 +227,12 @@ impl Detector {
             d.threads = threads;
         }
         Ok(d)
+    }
+
+    /// How many times the cascade has been laid out for a table row stride: once for the widest
+    /// frame seen, which then serves every narrower one (a local search's region, say).
+    pub fn layouts_built(&self) -> usize {
+        self.layouts
     }
 
     /// The threads detection runs on.
@@ -310,6 +319,7 @@ impl Detector {
         let stride = first.width + 1;
         if self.compiled.as_ref().is_none_or(|c| c.stride < stride) {
             self.compiled = Some(Compiled::new(&self.cascade, stride));
+            self.layouts += 1;
         }
         let compiled = self.compiled.as_ref().expect("compiled above");
         let stride = compiled.stride;

@@ -32,6 +32,8 @@ use crate::track::TrackEvent;
 const POOL: usize = 3;
 /// How often the main loop wakes without frames (stop requests, idle LEDs, status).
 const TICK: Duration = Duration::from_millis(100);
+/// How often the source thread looks for a stop request while it waits (pacing a replay, backing off).
+const STOP_POLL: Duration = Duration::from_millis(20);
 /// First wait before reopening a lost camera.
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 /// Longest wait between attempts to reopen a lost camera; the systemd watchdog must allow more.
@@ -144,7 +146,7 @@ fn reader(
             // Wait out the backoff in short steps so a stop request is seen.
             let until = Instant::now() + backoff;
             while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                thread::sleep(Duration::from_millis(50));
+                thread::sleep(STOP_POLL);
             }
             match source::open(&cfg) {
                 Ok(s) => {
@@ -183,7 +185,10 @@ fn reader(
                     due += step;
                     let now = Instant::now();
                     if due > now {
-                        thread::sleep(due - now);
+                        // In short steps, so a stop request is seen within one.
+                        while Instant::now() < due && !stop.load(Ordering::Relaxed) {
+                            thread::sleep((due - Instant::now()).min(STOP_POLL));
+                        }
                     } else {
                         due = now;
                     }
@@ -387,6 +392,8 @@ pub fn run(
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     reader_stop.store(true, Ordering::Relaxed);
     mailbox.close_receiver();
+    // A reader waiting for a free buffer wakes to a closed channel and ends.
+    drop(free_tx);
     out.show(LedState::Off, start.elapsed());
     let reason = match &result {
         Ok(r) => r.word(),

@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use thiserror::Error;
 
-use crate::classify::{Classifier, ClassifyError, Probs};
+use rayon::prelude::*;
+
+use crate::classify::{crop, Classifier, ClassifyError, Probs};
 use crate::config::Drive;
 use crate::detect::{DetectError, DetectParams, Detector};
 use crate::frame::{GrayFrame, Rect};
@@ -37,7 +39,11 @@ pub struct Pipeline {
     detector: Detector,
     params: DetectParams,
     every: u32,
-    classifier: Classifier,
+    /// One classifier per detector thread (the first is the one given), so the faces of a frame
+    /// classify in parallel on the detector's pool.
+    classifiers: Vec<Classifier>,
+    /// Per face of the frame, its result, filled in parallel.
+    results: Vec<Option<Result<Probs, ClassifyError>>>,
     tracker: Tracker,
     boxes: Vec<Rect>,
     local: Vec<Rect>,
@@ -72,11 +78,17 @@ impl Pipeline {
         track: TrackParams,
     ) -> Result<Self, PipelineError> {
         params.validate()?;
+        let mut classifiers = Vec::with_capacity(detector.threads());
+        for _ in 1..detector.threads() {
+            classifiers.push(classifier.twin()?);
+        }
+        classifiers.insert(0, classifier);
         Ok(Pipeline {
             detector,
             params,
             every: every.max(1),
-            classifier,
+            classifiers,
+            results: Vec::new(),
             tracker: Tracker::new(track)?,
             boxes: Vec::new(),
             local: Vec::new(),
@@ -92,6 +104,11 @@ impl Pipeline {
     /// Frames processed so far.
     pub fn frames(&self) -> u64 {
         self.frames
+    }
+
+    /// The detector, for its figures.
+    pub fn detector(&self) -> &Detector {
+        &self.detector
     }
 
     /// The tracker, for the live tracks.
@@ -121,21 +138,65 @@ impl Pipeline {
             self.local_search(frame)?;
         }
         let t1 = Instant::now();
-        self.scored.clear();
-        for &r in &self.boxes {
-            match self.classifier.classify(frame, r) {
-                Ok(p) => self.scored.push((r, p)),
-                // A box the crop rule refuses (all padding) is not a face to report.
-                Err(ClassifyError::Crop(e)) => log::debug!("face {r:?} skipped: {e}"),
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.classify_faces(frame)?;
         let t2 = Instant::now();
         self.detect_times.push(t1 - t0);
         self.classify_times.push(t2 - t1);
         self.tracker.update(&self.scored, &mut self.events);
         self.frames += 1;
         Ok(&self.events)
+    }
+
+    /// Classifies `self.boxes` into `self.scored`, in box order; with several faces and threads,
+    /// groups of faces run in parallel, each on a classifier of its own.
+    fn classify_faces(&mut self, frame: &GrayFrame) -> Result<(), PipelineError> {
+        self.scored.clear();
+        let n = self.boxes.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let pad = match crop::pad_value(frame) {
+            Ok(p) => p,
+            Err(e) => {
+                log::debug!("{n} face(s) skipped: {e}");
+                return Ok(());
+            }
+        };
+        let groups = self.classifiers.len().min(n);
+        self.results.clear();
+        self.results.resize_with(n, || None);
+        match self.detector.pool() {
+            Some(pool) if groups > 1 => {
+                let per = n.div_ceil(groups);
+                let (classifiers, results, boxes) =
+                    (&mut self.classifiers, &mut self.results, &self.boxes);
+                pool.install(|| {
+                    classifiers
+                        .par_iter_mut()
+                        .zip(results.par_chunks_mut(per))
+                        .zip(boxes.par_chunks(per))
+                        .for_each(|((c, res), faces)| {
+                            for (r, &face) in res.iter_mut().zip(faces) {
+                                *r = Some(c.classify_with_pad(frame, pad, face));
+                            }
+                        })
+                });
+            }
+            _ => {
+                for (r, &face) in self.results.iter_mut().zip(&self.boxes) {
+                    *r = Some(self.classifiers[0].classify_with_pad(frame, pad, face));
+                }
+            }
+        }
+        for (result, &r) in self.results.iter_mut().zip(&self.boxes) {
+            match result.take().expect("every face was classified") {
+                Ok(p) => self.scored.push((r, p)),
+                // A box the crop rule refuses (all padding) is not a face to report.
+                Err(ClassifyError::Crop(e)) => log::debug!("face {r:?} skipped: {e}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Forgets every face (the source went away); returns the `Lost` events.
