@@ -128,6 +128,17 @@ pub enum TrackEvent {
     },
 }
 
+impl TrackEvent {
+    /// The track the event is about.
+    pub fn id(&self) -> u64 {
+        match *self {
+            TrackEvent::Appeared { id, .. }
+            | TrackEvent::Changed { id, .. }
+            | TrackEvent::Lost { id } => id,
+        }
+    }
+}
+
 /// Intersection over union of two boxes (0 when either is empty).
 pub fn iou(a: Rect, b: Rect) -> f32 {
     let ix = (a.x + a.w).min(b.x + b.w) - a.x.max(b.x);

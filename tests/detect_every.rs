@@ -13,8 +13,11 @@ use emotiond::track::{TrackEvent, TrackParams};
 
 use common::root;
 
-/// What a replay reported: per event, the frame, its kind and the emotion shown.
-fn events(frames: &[GrayFrame], every: u32) -> (Vec<(u64, &'static str, Option<Emotion>)>, usize) {
+/// One reported event: the frame, its kind and the emotion shown.
+type Reported = (u64, &'static str, Option<Emotion>);
+
+/// What a replay reported, and how many times the detector laid its cascade out.
+fn events(frames: &[GrayFrame], every: u32) -> (Vec<Reported>, usize) {
     let cascade = Cascade::from_file(root().join("models/haarcascade_frontalface_default.xml"))
         .expect("cascade");
     let classifier = Classifier::load(
@@ -56,9 +59,7 @@ fn every_third_frame_reports_what_every_frame_reports() {
     let (full, _) = events(&frames, 1);
     let (saver, layouts) = events(&frames, 3);
     assert!(full.len() >= 4, "the replay reports faces: {full:?}");
-    let kinds = |v: &[(u64, &'static str, Option<Emotion>)]| {
-        v.iter().map(|e| (e.1, e.2)).collect::<Vec<_>>()
-    };
+    let kinds = |v: &[Reported]| v.iter().map(|e| (e.1, e.2)).collect::<Vec<_>>();
     assert_eq!(
         kinds(&saver),
         kinds(&full),

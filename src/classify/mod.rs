@@ -129,6 +129,73 @@ pub enum ClassifyError {
     /// The network failed.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// A thread count above [`crate::detect::MAX_THREADS`].
+    #[error("classifier threads {0}: expected 0 (all cores) to {max}", max = crate::detect::MAX_THREADS)]
+    BadThreads(usize),
+    /// The thread pool could not be started.
+    #[error("cannot start {threads} classifier threads: {source}")]
+    Pool {
+        /// Threads asked for.
+        threads: usize,
+        /// What rayon said.
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
+}
+
+/// Classifiers for the faces of one image at a time on several threads: a pool made once and a
+/// classifier twin per thread ([`Classifier::twin`]); see [`classify_parallel`].
+#[derive(Debug)]
+pub struct ParallelClassifier {
+    classifiers: Vec<Classifier>,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl ParallelClassifier {
+    /// `classifier` and its twins on `threads` threads (0: one per core).
+    pub fn new(classifier: Classifier, threads: usize) -> Result<Self, ClassifyError> {
+        if threads > crate::detect::MAX_THREADS {
+            return Err(ClassifyError::BadThreads(threads));
+        }
+        let threads = if threads == 0 {
+            crate::detect::auto_threads()
+        } else {
+            threads
+        };
+        let mut classifiers = Vec::with_capacity(threads);
+        for _ in 1..threads {
+            classifiers.push(classifier.twin()?);
+        }
+        classifiers.insert(0, classifier);
+        let pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("classify-{i}"))
+                    .build()
+                    .map_err(|source| ClassifyError::Pool { threads, source })?,
+            )
+        } else {
+            None
+        };
+        Ok(Self { classifiers, pool })
+    }
+
+    /// The threads faces are classified on.
+    pub fn threads(&self) -> usize {
+        self.classifiers.len()
+    }
+
+    /// Classifies every box in `faces` on `frame`, one result per box in the same order, as
+    /// [`Classifier::classify_all`] does.
+    pub fn classify_all(
+        &mut self,
+        frame: &GrayFrame,
+        faces: &[Rect],
+        out: &mut Vec<Result<Probs, ClassifyError>>,
+    ) -> Result<(), CropError> {
+        classify_parallel(self.pool.as_ref(), &mut self.classifiers, frame, faces, out)
+    }
 }
 
 /// Crops faces and classifies them, reusing every buffer from face to face.
@@ -231,6 +298,53 @@ impl Classifier {
         let mut probs = [0.0; CLASS_COUNT];
         self.model.run(&mut probs)?;
         Ok(Probs(probs))
+    }
+}
+
+/// Classifies `faces` on `frame` into `out` (one result per face, in order), splitting the faces into
+/// groups that run in parallel on `pool`, one group per classifier of `classifiers` (twins of one
+/// another, [`Classifier::twin`]). Without a pool, or with one classifier, they run in turn on the
+/// first. Each face's result is the one [`Classifier::classify`] gives, bit for bit.
+///
+/// # Panics
+/// When `classifiers` is empty.
+pub fn classify_parallel(
+    pool: Option<&rayon::ThreadPool>,
+    classifiers: &mut [Classifier],
+    frame: &GrayFrame,
+    faces: &[Rect],
+    out: &mut Vec<Result<Probs, ClassifyError>>,
+) -> Result<(), CropError> {
+    use rayon::prelude::*;
+    assert!(
+        !classifiers.is_empty(),
+        "classify_parallel needs a classifier"
+    );
+    out.clear();
+    if faces.is_empty() {
+        return Ok(());
+    }
+    let groups = classifiers.len().min(faces.len());
+    match pool {
+        Some(pool) if groups > 1 => {
+            let pad = crop::pad_value(frame)?;
+            // Placeholders, each overwritten by its face's result below.
+            out.resize_with(faces.len(), || Ok(Probs([0.0; CLASS_COUNT])));
+            let per = faces.len().div_ceil(groups);
+            pool.install(|| {
+                classifiers
+                    .par_iter_mut()
+                    .zip(out.par_chunks_mut(per))
+                    .zip(faces.par_chunks(per))
+                    .for_each(|((c, res), faces)| {
+                        for (r, &face) in res.iter_mut().zip(faces) {
+                            *r = c.classify_with_pad(frame, pad, face);
+                        }
+                    })
+            });
+            Ok(())
+        }
+        _ => classifiers[0].classify_all(frame, faces, out),
     }
 }
 

@@ -71,7 +71,7 @@ pub fn run(args: DetectArgs) -> Result<()> {
     );
     let annotate_dir = annotate_is_dir(args.annotate.as_deref(), args.images.len())?;
     let mut classifier = if args.emotions {
-        Some(args.model.load()?)
+        Some(args.model.load_parallel(args.threads)?)
     } else {
         None
     };

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use emotiond::classify::{Classifier, CropRule, Offsets, Probs, DEFAULT_MODEL};
+use emotiond::classify::{Classifier, CropRule, Offsets, ParallelClassifier, Probs, DEFAULT_MODEL};
 use emotiond::frame::Rect;
 
 /// One image's result, the JSON shape of `--json`.
@@ -76,6 +76,11 @@ impl ModelArgs {
         let classifier = Classifier::load(&path, self.rule())?;
         log::info!("emotion model {}", path.display());
         Ok(classifier)
+    }
+
+    /// The model on `threads` threads (the `--threads` flag; 0 for one per core).
+    pub fn load_parallel(&self, threads: usize) -> Result<ParallelClassifier> {
+        ParallelClassifier::new(self.load()?, threads).context("--threads")
     }
 }
 
@@ -185,7 +190,7 @@ pub fn annotate_is_dir(out: Option<&Path>, images: usize) -> Result<bool> {
 
 /// Classifies `faces` on `frame`, naming the image and box in any error.
 pub fn classify_faces(
-    classifier: &mut Classifier,
+    classifier: &mut ParallelClassifier,
     frame: &emotiond::frame::GrayFrame,
     faces: &[Rect],
     image: &Path,

@@ -794,15 +794,7 @@ fn encode_events(
 ) -> usize {
     let mut bytes = 0;
     for &ev in events {
-        let (id, what, shown, from) = match ev {
-            TrackEvent::Appeared { id, label } => (id, "appeared", Some(label), None),
-            TrackEvent::Changed { id, from, to } => (id, "changed", Some(to), Some(from)),
-            TrackEvent::Lost { id } => (id, "lost", None, None),
-        };
-        let track = shown.and(tracker.get(id));
-        let emotion = shown.map(|e| (e, track.map_or(0.0, |t| t.smoothed.get(e))));
-        let event = Event::face(frame_no, id, what, emotion, from, track.map(|t| t.rect));
-        bytes += encoder.encode(&event).len();
+        bytes += encoder.encode(&Event::track(frame_no, ev, tracker)).len();
     }
     bytes
 }

@@ -420,27 +420,21 @@ pub fn run(
 /// Writes the last frame's track events (`pipeline.events()`) to the serial line and the log.
 fn report(out: &mut Outputs, pipeline: &Pipeline, frame_no: u64) {
     for &ev in pipeline.events() {
-        let (id, what, shown, from) = match ev {
-            TrackEvent::Appeared { id, label } => (id, "appeared", Some(label), None),
-            TrackEvent::Changed { id, from, to } => (id, "changed", Some(to), Some(from)),
-            TrackEvent::Lost { id } => (id, "lost", None, None),
-        };
-        // A lost track is gone from the tracker, so it has neither emotion nor box.
-        let track = shown.and(pipeline.tracker().get(id));
-        let emotion = shown.map(|e| (e, track.map_or(0.0, |t| t.smoothed.get(e))));
-        match (emotion, from) {
-            (Some((e, c)), Some(f)) => log::info!("face {id} changed: {f} -> {e} {c:.2}"),
-            (Some((e, c)), None) => log::info!("face {id} appeared: {e} {c:.2}"),
-            (None, _) => log::info!("face {id} lost"),
+        let event = Event::track(frame_no, ev, pipeline.tracker());
+        let conf = pipeline
+            .tracker()
+            .get(ev.id())
+            .map_or(0.0, |t| t.smoothed.get(t.label));
+        match ev {
+            TrackEvent::Changed { id, from, to } => {
+                log::info!("face {id} changed: {from} -> {to} {conf:.2}")
+            }
+            TrackEvent::Appeared { id, label } => {
+                log::info!("face {id} appeared: {label} {conf:.2}")
+            }
+            TrackEvent::Lost { id } => log::info!("face {id} lost"),
         }
-        out.emit(&Event::face(
-            frame_no,
-            id,
-            what,
-            emotion,
-            from,
-            track.map(|t| t.rect),
-        ));
+        out.emit(&event);
     }
 }
 

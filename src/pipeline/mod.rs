@@ -10,9 +10,7 @@ use std::time::Instant;
 
 use thiserror::Error;
 
-use rayon::prelude::*;
-
-use crate::classify::{crop, Classifier, ClassifyError, Probs};
+use crate::classify::{classify_parallel, Classifier, ClassifyError, Probs};
 use crate::config::Drive;
 use crate::detect::{DetectError, DetectParams, Detector};
 use crate::frame::{GrayFrame, Rect};
@@ -43,7 +41,7 @@ pub struct Pipeline {
     /// classify in parallel on the detector's pool.
     classifiers: Vec<Classifier>,
     /// Per face of the frame, its result, filled in parallel.
-    results: Vec<Option<Result<Probs, ClassifyError>>>,
+    results: Vec<Result<Probs, ClassifyError>>,
     tracker: Tracker,
     boxes: Vec<Rect>,
     local: Vec<Rect>,
@@ -148,48 +146,22 @@ impl Pipeline {
     }
 
     /// Classifies `self.boxes` into `self.scored`, in box order; with several faces and threads,
-    /// groups of faces run in parallel, each on a classifier of its own.
+    /// groups of faces run in parallel on the detector's pool, each on a classifier of its own.
     fn classify_faces(&mut self, frame: &GrayFrame) -> Result<(), PipelineError> {
         self.scored.clear();
-        let n = self.boxes.len();
-        if n == 0 {
+        if let Err(e) = classify_parallel(
+            self.detector.pool(),
+            &mut self.classifiers,
+            frame,
+            &self.boxes,
+            &mut self.results,
+        ) {
+            // No pad value for this frame: no box can be cropped.
+            log::debug!("{} face(s) skipped: {e}", self.boxes.len());
             return Ok(());
         }
-        let pad = match crop::pad_value(frame) {
-            Ok(p) => p,
-            Err(e) => {
-                log::debug!("{n} face(s) skipped: {e}");
-                return Ok(());
-            }
-        };
-        let groups = self.classifiers.len().min(n);
-        self.results.clear();
-        self.results.resize_with(n, || None);
-        match self.detector.pool() {
-            Some(pool) if groups > 1 => {
-                let per = n.div_ceil(groups);
-                let (classifiers, results, boxes) =
-                    (&mut self.classifiers, &mut self.results, &self.boxes);
-                pool.install(|| {
-                    classifiers
-                        .par_iter_mut()
-                        .zip(results.par_chunks_mut(per))
-                        .zip(boxes.par_chunks(per))
-                        .for_each(|((c, res), faces)| {
-                            for (r, &face) in res.iter_mut().zip(faces) {
-                                *r = Some(c.classify_with_pad(frame, pad, face));
-                            }
-                        })
-                });
-            }
-            _ => {
-                for (r, &face) in self.results.iter_mut().zip(&self.boxes) {
-                    *r = Some(self.classifiers[0].classify_with_pad(frame, pad, face));
-                }
-            }
-        }
-        for (result, &r) in self.results.iter_mut().zip(&self.boxes) {
-            match result.take().expect("every face was classified") {
+        for (result, &r) in self.results.drain(..).zip(&self.boxes) {
+            match result {
                 Ok(p) => self.scored.push((r, p)),
                 // A box the crop rule refuses (all padding) is not a face to report.
                 Err(ClassifyError::Crop(e)) => log::debug!("face {r:?} skipped: {e}"),

@@ -18,6 +18,7 @@ use std::fmt::Write;
 use crate::classify::Emotion;
 use crate::config::SerialFormat;
 use crate::frame::Rect;
+use crate::track::{TrackEvent, Tracker};
 
 /// The protocol version both forms carry.
 pub const VERSION: u32 = 1;
@@ -84,6 +85,19 @@ impl<'a> Event<'a> {
             e = e.with("box", Value::Box(r));
         }
         e
+    }
+
+    /// The `face` event of a tracker's event `ev` in frame `frame`: the emotion shown, its
+    /// smoothed confidence and the box come from the track, which a lost track no longer has.
+    pub fn track(frame: u64, ev: TrackEvent, tracker: &Tracker) -> Self {
+        let (id, what, shown, from) = match ev {
+            TrackEvent::Appeared { id, label } => (id, "appeared", Some(label), None),
+            TrackEvent::Changed { id, from, to } => (id, "changed", Some(to), Some(from)),
+            TrackEvent::Lost { id } => (id, "lost", None, None),
+        };
+        let track = shown.and(tracker.get(id));
+        let emotion = shown.map(|e| (e, track.map_or(0.0, |t| t.smoothed.get(e))));
+        Event::face(frame, id, what, emotion, from, track.map(|t| t.rect))
     }
 }
 
