@@ -4,35 +4,19 @@
 
 mod common;
 
-use emotiond::classify::{Classifier, CropRule, Emotion};
-use emotiond::detect::{Cascade, DetectParams, Detector};
+use emotiond::classify::Emotion;
 use emotiond::frame::GrayFrame;
-use emotiond::pipeline::Pipeline;
 use emotiond::source::still::load_gray;
-use emotiond::track::{TrackEvent, TrackParams};
+use emotiond::track::TrackEvent;
 
-use common::root;
+use common::{fer_pipeline, root};
 
 /// One reported event: the frame, its kind and the emotion shown.
 type Reported = (u64, &'static str, Option<Emotion>);
 
 /// What a replay reported, and how many times the detector laid its cascade out.
 fn events(frames: &[GrayFrame], every: u32) -> (Vec<Reported>, usize) {
-    let cascade = Cascade::from_file(root().join("models/haarcascade_frontalface_default.xml"))
-        .expect("cascade");
-    let classifier = Classifier::load(
-        root().join("models/emotion_mini_xception_f32.tflite"),
-        CropRule::fer(),
-    )
-    .expect("model");
-    let mut pipeline = Pipeline::new(
-        Detector::new(cascade),
-        DetectParams::fer(),
-        every,
-        classifier,
-        TrackParams::default(),
-    )
-    .expect("pipeline");
+    let mut pipeline = fer_pipeline(1, every);
     let mut out = Vec::new();
     for frame in frames {
         let n = pipeline.frames();

@@ -4,30 +4,13 @@
 
 mod common;
 
-use emotiond::classify::{Classifier, CropRule};
-use emotiond::detect::{Cascade, DetectParams, Detector};
 use emotiond::pipeline::Pipeline;
 use emotiond::source::still::load_gray;
-use emotiond::track::TrackParams;
 
-use common::root;
+use common::{fer_pipeline, root};
 
 fn pipeline(threads: usize) -> Pipeline {
-    let cascade = Cascade::from_file(root().join("models/haarcascade_frontalface_default.xml"))
-        .expect("cascade");
-    let classifier = Classifier::load(
-        root().join("models/emotion_mini_xception_f32.tflite"),
-        CropRule::fer(),
-    )
-    .expect("model");
-    Pipeline::new(
-        Detector::with_threads(cascade, threads).expect("pool"),
-        DetectParams::fer(),
-        1,
-        classifier,
-        TrackParams::default(),
-    )
-    .expect("pipeline")
+    fer_pipeline(threads, 1)
 }
 
 #[test]

@@ -184,3 +184,19 @@ fn the_board_file_parses_and_documents_the_defaults() {
     assert_eq!(c, expect);
     assert_eq!(c.classify.rule(), CropRule::fer());
 }
+
+#[test]
+fn detector_threads_are_checked() {
+    let c = Config::parse("[detect]\nthreads = 4\n", Path::new("t.toml")).unwrap();
+    assert_eq!(c.detect.threads, 4);
+    assert_eq!(
+        Config::default().detect.threads,
+        0,
+        "one per core by default"
+    );
+    let got = issues("[detect]\nthreads = 100000\n");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].0, Some(2));
+    assert!(got[0].1.contains("0 (one per core) to 256"), "{}", got[0].1);
+    assert_eq!(issues("[detect]\nthreads = -1\n").len(), 1);
+}

@@ -75,3 +75,25 @@ pub fn rect(v: &Value) -> emotiond::frame::Rect {
         _ => panic!("not a box: {v}"),
     }
 }
+
+/// The daemon's pipeline at fer's settings with the shipped default cascade and model: detection on
+/// `threads` threads, the full detector on every `every`th frame.
+pub fn fer_pipeline(threads: usize, every: u32) -> emotiond::pipeline::Pipeline {
+    use emotiond::classify::{Classifier, CropRule};
+    use emotiond::detect::{Cascade, DetectParams, Detector};
+    let cascade = Cascade::from_file(root().join("models/haarcascade_frontalface_default.xml"))
+        .expect("cascade");
+    let classifier = Classifier::load(
+        root().join("models/emotion_mini_xception_f32.tflite"),
+        CropRule::fer(),
+    )
+    .expect("model");
+    emotiond::pipeline::Pipeline::new(
+        Detector::with_threads(cascade, threads).expect("pool"),
+        DetectParams::fer(),
+        every,
+        classifier,
+        emotiond::track::TrackParams::default(),
+    )
+    .expect("pipeline")
+}
