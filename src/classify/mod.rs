@@ -129,18 +129,9 @@ pub enum ClassifyError {
     /// The network failed.
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// A thread count above [`crate::detect::MAX_THREADS`].
-    #[error("classifier threads {0}: expected 0 (all cores) to {max}", max = crate::detect::MAX_THREADS)]
-    BadThreads(usize),
-    /// The thread pool could not be started.
-    #[error("cannot start {threads} classifier threads: {source}")]
-    Pool {
-        /// Threads asked for.
-        threads: usize,
-        /// What rayon said.
-        #[source]
-        source: rayon::ThreadPoolBuildError,
-    },
+    /// A thread count out of range, or a pool that could not be started.
+    #[error(transparent)]
+    Threads(#[from] crate::detect::ThreadsError),
 }
 
 /// Classifiers for the faces of one image at a time on several threads: a pool made once and a
@@ -154,31 +145,11 @@ pub struct ParallelClassifier {
 impl ParallelClassifier {
     /// `classifier` and its twins on `threads` threads (0: one per core).
     pub fn new(classifier: Classifier, threads: usize) -> Result<Self, ClassifyError> {
-        if threads > crate::detect::MAX_THREADS {
-            return Err(ClassifyError::BadThreads(threads));
-        }
-        let threads = if threads == 0 {
-            crate::detect::auto_threads()
-        } else {
-            threads
-        };
-        let mut classifiers = Vec::with_capacity(threads);
-        for _ in 1..threads {
-            classifiers.push(classifier.twin()?);
-        }
-        classifiers.insert(0, classifier);
-        let pool = if threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("classify-{i}"))
-                    .build()
-                    .map_err(|source| ClassifyError::Pool { threads, source })?,
-            )
-        } else {
-            None
-        };
-        Ok(Self { classifiers, pool })
+        let (threads, pool) = crate::detect::thread_pool(threads, "classifier")?;
+        Ok(Self {
+            classifiers: classifier.with_twins(threads)?,
+            pool,
+        })
     }
 
     /// The threads faces are classified on.
@@ -230,6 +201,16 @@ impl Classifier {
             model: self.model.twin()?,
             crops: CropBuilder::new(self.crops.rule())?,
         })
+    }
+
+    /// This classifier followed by twins of it, `count` in all (at least this one), one per thread.
+    pub fn with_twins(self, count: usize) -> Result<Vec<Self>, ClassifyError> {
+        let mut all = Vec::with_capacity(count.max(1));
+        for _ in 1..count {
+            all.push(self.twin()?);
+        }
+        all.insert(0, self);
+        Ok(all)
     }
 
     /// The crop rule in use.

@@ -137,18 +137,63 @@ pub enum DetectError {
     /// The frame has no pixels.
     #[error("the frame is empty (0x0); nothing to detect in")]
     EmptyFrame,
-    /// A thread count above [`MAX_THREADS`].
-    #[error("detector threads {0}: expected 0 (all cores) to {MAX_THREADS}")]
-    BadThreads(usize),
+    /// A thread count out of range, or a pool that could not be started.
+    #[error(transparent)]
+    Threads(#[from] ThreadsError),
+}
+
+/// A thread count that cannot be used, for the detector or the classifier.
+#[derive(Debug, thiserror::Error)]
+pub enum ThreadsError {
+    /// A count above [`MAX_THREADS`].
+    #[error("{name} threads {threads}: expected 0 (all cores) to {MAX_THREADS}")]
+    TooMany {
+        /// Whose threads ("detector", "classifier").
+        name: &'static str,
+        /// Threads asked for.
+        threads: usize,
+    },
     /// The thread pool could not be started.
-    #[error("cannot start {threads} detector threads: {source}")]
+    #[error("cannot start {threads} {name} threads: {source}")]
     Pool {
+        /// Whose threads.
+        name: &'static str,
         /// Threads asked for.
         threads: usize,
         /// What rayon said.
         #[source]
         source: rayon::ThreadPoolBuildError,
     },
+}
+
+/// The thread count `threads` stands for (0: one per core, [`auto_threads`]) and, above one, a pool
+/// of that many threads named after `name` ("detector", "classifier"), made once by the caller's
+/// constructor.
+pub fn thread_pool(
+    threads: usize,
+    name: &'static str,
+) -> Result<(usize, Option<rayon::ThreadPool>), ThreadsError> {
+    if threads > MAX_THREADS {
+        return Err(ThreadsError::TooMany { name, threads });
+    }
+    let threads = if threads == 0 {
+        auto_threads()
+    } else {
+        threads
+    };
+    if threads == 1 {
+        return Ok((1, None));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("{name}-{i}"))
+        .build()
+        .map_err(|source| ThreadsError::Pool {
+            name,
+            threads,
+            source,
+        })?;
+    Ok((threads, Some(pool)))
 }
 
 /// One pyramid level's geometry.
@@ -208,24 +253,10 @@ impl Detector {
     /// A detector for `cascade` on `threads` threads (0: one per core, [`auto_threads`]); the pool is
     /// made here, once. The boxes are the same at any thread count.
     pub fn with_threads(cascade: Cascade, threads: usize) -> Result<Detector, DetectError> {
-        if threads > MAX_THREADS {
-            return Err(DetectError::BadThreads(threads));
-        }
-        let threads = if threads == 0 {
-            auto_threads()
-        } else {
-            threads
-        };
+        let (threads, pool) = thread_pool(threads, "detector")?;
         let mut d = Detector::new(cascade);
-        if threads > 1 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("detect-{i}"))
-                .build()
-                .map_err(|source| DetectError::Pool { threads, source })?;
-            d.pool = Some(pool);
-            d.threads = threads;
-        }
+        d.threads = threads;
+        d.pool = pool;
         Ok(d)
     }
 

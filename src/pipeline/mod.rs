@@ -76,11 +76,7 @@ impl Pipeline {
         track: TrackParams,
     ) -> Result<Self, PipelineError> {
         params.validate()?;
-        let mut classifiers = Vec::with_capacity(detector.threads());
-        for _ in 1..detector.threads() {
-            classifiers.push(classifier.twin()?);
-        }
-        classifiers.insert(0, classifier);
+        let classifiers = classifier.with_twins(detector.threads())?;
         Ok(Pipeline {
             detector,
             params,
