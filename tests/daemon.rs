@@ -9,18 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_fails, emotiond, root, stderr};
-
-fn daemon(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_emotiond"));
-    c.arg("run")
-        .args(args)
-        .current_dir(root())
-        .env("RUST_LOG", "info")
-        .env("RUST_LOG_STYLE", "never")
-        .env("RUST_BACKTRACE", "0");
-    c
-}
+use common::{assert_fails, daemon, emotiond, root, stderr};
 
 /// The message part of the `LEDs: ...` log lines, in order.
 fn led_states(log: &str) -> Vec<String> {

@@ -15,7 +15,8 @@ use emotiond::config::{self, Config, SourceSpec};
 use emotiond::detect::{Cascade, Detector};
 use emotiond::pipeline::daemon::{self, Outputs, RunOptions};
 use emotiond::pipeline::Pipeline;
-use emotiond::signal::{open_leds, Encoder, RetryingSerial};
+use emotiond::signal::mqtt::{MqttSink, MqttUrl};
+use emotiond::signal::{open_leds, Fanout, RetryingSerial, SerialSink, SocketSink};
 
 use super::detect::DEFAULT_CASCADE;
 
@@ -78,6 +79,12 @@ pub struct RunArgs {
     /// Detector threads, 0 for one per core (overrides detect.threads).
     #[arg(long, value_name = "N")]
     threads: Option<u32>,
+    /// The local event socket's path, "" for none (overrides socket.path).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// MQTT broker, mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (overrides mqtt.url).
+    #[arg(long, value_name = "URL", value_parser = |s: &str| s.parse::<MqttUrl>())]
+    mqtt: Option<MqttUrl>,
 }
 
 /// Builds the detector, classifier and tracker the configuration describes.
@@ -122,6 +129,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(t) = args.threads {
         cfg.detect.threads = t;
     }
+    if let Some(p) = args.socket {
+        cfg.socket.path = p;
+    }
+    if let Some(url) = args.mqtt {
+        cfg.mqtt.url = Some(url);
+    }
     if let Some(fps) = args.fps {
         anyhow::ensure!(
             fps.is_finite() && (0.0..=1000.0).contains(&fps),
@@ -132,22 +145,26 @@ pub fn run(args: RunArgs) -> Result<()> {
     // Everything that can refuse to start does so before any device is touched.
     let pipeline = build_pipeline(&cfg)?;
     let leds = open_leds(&cfg.leds)?;
-    let serial = cfg.serial.path.as_deref().map(|p| {
-        RetryingSerial::for_path(
+    let mut sinks = Fanout::new();
+    if let Some(p) = cfg.serial.path.as_deref() {
+        let serial = RetryingSerial::for_path(
             p,
             cfg.serial.baud,
             Duration::from_secs_f64(cfg.serial.retry_interval),
-        )
-    });
+        );
+        sinks.add(Box::new(SerialSink::new(serial, cfg.serial.format)));
+    }
+    if let Some(socket) = SocketSink::start(&cfg.socket)? {
+        sinks.add(Box::new(socket));
+    }
+    if let Some(mqtt) = MqttSink::start(&cfg.mqtt)? {
+        sinks.add(Box::new(mqtt));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).context("installing the signal handlers")?;
     }
-    let outputs = Outputs {
-        leds,
-        serial,
-        encoder: Encoder::new(cfg.serial.format),
-    };
+    let outputs = Outputs { leds, sinks };
     let opts = RunOptions {
         once: args.once,
         stop,

@@ -38,6 +38,10 @@ pub struct Config {
     pub leds: LedConfig,
     /// The serial event line.
     pub serial: SerialConfig,
+    /// The local event socket.
+    pub socket: crate::signal::socket::SocketConfig,
+    /// MQTT to a broker (off while `url` is unset).
+    pub mqtt: crate::signal::mqtt::MqttConfig,
 }
 
 /// `[source]`: where frames come from.

@@ -22,9 +22,9 @@ use super::mailbox::{Mailbox, Msg};
 use super::{stats, Pipeline, PipelineError};
 use crate::config::{Config, SourceConfig};
 use crate::frame::GrayFrame;
+use crate::signal::fanout::Fanout;
 use crate::signal::leds::{LedController, LedState};
-use crate::signal::protocol::{Encoder, Event, Value};
-use crate::signal::serial::RetryingSerial;
+use crate::signal::protocol::{Event, Value};
 use crate::source::{self, FrameSource, SourceError};
 use crate::track::TrackEvent;
 
@@ -86,33 +86,22 @@ pub struct RunOptions {
 pub struct Outputs {
     /// The LEDs, if any.
     pub leds: Option<LedController>,
-    /// The serial event line, if any.
-    pub serial: Option<RetryingSerial>,
-    /// Text or JSON.
-    pub encoder: Encoder,
+    /// Where protocol events go: the serial line, MQTT, the local socket.
+    pub sinks: Fanout,
 }
 
 impl std::fmt::Debug for Outputs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outputs")
             .field("leds", &self.leds)
-            .field("serial", &self.serial)
+            .field("sinks", &self.sinks)
             .finish()
     }
 }
 
 impl Outputs {
     fn emit(&mut self, event: &Event<'_>) {
-        if let Some(serial) = &mut self.serial {
-            let line = self.encoder.encode(event);
-            serial.send(line);
-            if let Some(dropped) = serial.take_reopened() {
-                let again = Event::new("serial")
-                    .with("state", Value::Str("reopened"))
-                    .with("dropped", Value::Int(dropped as i64));
-                serial.send(self.encoder.encode(&again));
-            }
-        }
+        self.sinks.emit(event);
     }
 
     fn show(&mut self, state: LedState, now: Duration) {
@@ -360,8 +349,12 @@ pub fn run(
             None => {}
         }
         // Idle pattern and heartbeat even without frames.
-        let state = match pipeline.driving(cfg.track.drive) {
-            Some(t) => LedState::Emotion(t.label, t.smoothed.get(t.label)),
+        let driving = pipeline
+            .driving(cfg.track.drive)
+            .map(|t| (t.label, t.smoothed.get(t.label)));
+        out.sinks.state(driving);
+        let state = match driving {
+            Some((label, conf)) => LedState::Emotion(label, conf),
             None => LedState::Idle,
         };
         out.show(state, start.elapsed());
@@ -404,9 +397,7 @@ pub fn run(
             .with("reason", Value::Str(reason))
             .with("frames", Value::Int(pipeline.frames() as i64)),
     );
-    if let Some(serial) = &mut out.serial {
-        serial.finish();
-    }
+    out.sinks.finish();
     // The reader may be blocked in a read; give it a moment to drop its source (an rpicam-vid child
     // is killed when it does), but never hold the exit up.
     let deadline = Instant::now() + Duration::from_millis(300);

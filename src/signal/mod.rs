@@ -1,11 +1,15 @@
-//! Signals out: LEDs, the serial event line, and the log.
+//! Signals out: LEDs, the protocol's event sinks (the serial line, MQTT, a local socket), and the
+//! log.
 //!
 //! - [`leds`]: what the LEDs should show ([`LedController`]) and the hardware edge ([`LedDriver`]),
 //!   with backends for a Raspberry Pi (`rppal`), any Linux GPIO character device (`gpiocdev`,
 //!   including the kernel's gpio-sim) and the log (no hardware).
 //! - [`protocol`]: the versioned serial line protocol, as text with a checksum or as JSON.
+//! - [`fanout`]: the one fan-out that encodes each event once, as text and as JSON, and hands it
+//!   to every [`EventSink`].
 //! - [`serial`]: where protocol lines go (a tty through `rppal::uart`, or standard output), with
 //!   retries when a port fails.
+//! - [`socket`]: the local event socket, JSON lines to any number of readers on the same machine.
 //!
 //! The log (`log` crate, stderr) never carries protocol lines, and the protocol never carries log
 //! lines, so a program reading the serial line sees only the grammar in README.md.
@@ -17,11 +21,16 @@
 //! - *Line busy*: another program (or a device-tree overlay) holds the line; `gpioinfo` names it.
 
 pub mod backends;
+pub mod fanout;
 pub mod leds;
+pub mod mqtt;
 pub mod protocol;
 pub mod serial;
+pub mod socket;
 
 pub use backends::open_leds;
+pub use fanout::{EventSink, Fanout, Lines};
 pub use leds::{LedController, LedDriver, LedError, LedLine, LedState};
 pub use protocol::{Encoder, Event};
-pub use serial::{LineSink, RetryingSerial};
+pub use serial::{LineSink, RetryingSerial, SerialSink};
+pub use socket::{SocketConfig, SocketSink};

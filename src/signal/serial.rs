@@ -5,6 +5,10 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::fanout::{EventSink, Lines};
+use super::protocol::{Encoder, Event, Value};
+use crate::config::SerialFormat;
+
 /// Something that takes whole protocol lines.
 pub trait LineSink: Send {
     /// Sends one line (with its `\n`). An error means the sink is broken and should be reopened.
@@ -204,6 +208,54 @@ impl RetryingSerial {
         if let Some(s) = &mut self.sink {
             s.finish();
         }
+    }
+}
+
+/// The serial event line as a sink of the fan-out: each event in the configured form, and after a
+/// port comes back, a `serial state=reopened dropped=N` line saying how many were lost.
+pub struct SerialSink {
+    serial: RetryingSerial,
+    format: SerialFormat,
+    encoder: Encoder,
+}
+
+impl std::fmt::Debug for SerialSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SerialSink")
+            .field("serial", &self.serial)
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+impl SerialSink {
+    /// Sends `format` lines through `serial`.
+    pub fn new(serial: RetryingSerial, format: SerialFormat) -> Self {
+        SerialSink {
+            serial,
+            format,
+            encoder: Encoder::new(format),
+        }
+    }
+}
+
+impl EventSink for SerialSink {
+    fn name(&self) -> String {
+        format!("serial {}", self.serial.name)
+    }
+
+    fn event(&mut self, lines: &Lines<'_>) {
+        self.serial.send(lines.form(self.format));
+        if let Some(dropped) = self.serial.take_reopened() {
+            let again = Event::new("serial")
+                .with("state", Value::Str("reopened"))
+                .with("dropped", Value::Int(dropped as i64));
+            self.serial.send(self.encoder.encode(&again));
+        }
+    }
+
+    fn finish(&mut self) {
+        self.serial.finish();
     }
 }
 

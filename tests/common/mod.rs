@@ -21,6 +21,18 @@ pub fn emotiond(args: &[&str], cwd: &Path) -> Output {
         .expect("run emotiond")
 }
 
+/// `emotiond run ARGS` from the source tree, logging at info without colours.
+pub fn daemon(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_emotiond"));
+    c.arg("run")
+        .args(args)
+        .current_dir(root())
+        .env("RUST_LOG", "info")
+        .env("RUST_LOG_STYLE", "never")
+        .env("RUST_BACKTRACE", "0");
+    c
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -96,4 +108,25 @@ pub fn fer_pipeline(threads: usize, every: u32) -> emotiond::pipeline::Pipeline 
         emotiond::track::TrackParams::default(),
     )
     .expect("pipeline")
+}
+
+/// The `mosquitto` broker's path (on PATH or in /usr/sbin), for the MQTT tests. Without it, a test
+/// prints why it did not run and returns (`cargo test` passes on a machine with nothing but Rust),
+/// unless `EMOTIOND_REQUIRE_BROKER=1` (CI), where its absence fails the test.
+pub fn mosquitto(test: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let found = on_path
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|d| d.join("mosquitto"))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        if std::env::var("EMOTIOND_REQUIRE_BROKER").as_deref() == Ok("1") {
+            panic!("mosquitto not installed (apt install mosquitto) and EMOTIOND_REQUIRE_BROKER=1: {test} cannot run");
+        }
+        eprintln!("mosquitto not installed (apt install mosquitto): {test} not run");
+    }
+    found
 }
