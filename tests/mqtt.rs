@@ -386,7 +386,9 @@ fn a_broker_restart_is_reconnected_and_the_drops_reported() {
             .any(|m| m.topic == event_topic && m.payload.contains("\"type\":\"status\""))
     });
     broker.kill();
-    std::thread::sleep(Duration::from_secs(2));
+    // Long enough for more status lines than the queue holds, also under emulation, where the
+    // daemon's loop runs several times slower.
+    std::thread::sleep(scaled(Duration::from_secs(2)));
     let before = sub.seen().len();
     broker.run();
     sub.wait_subscribed();
