@@ -229,8 +229,8 @@ fn config(dir: &Path, text: &str) -> String {
     p.to_str().unwrap().to_string()
 }
 
-/// The replay once, as fast as it goes, JSON events on stdout.
-fn replay_once(cfg: &str, extra: &[&str]) -> Output {
+/// The replay once, as fast as it goes, with the serial protocol on stdout.
+fn replay_command(cfg: &str, extra: &[&str]) -> Command {
     let mut args = vec![
         "--config",
         cfg,
@@ -245,7 +245,12 @@ fn replay_once(cfg: &str, extra: &[&str]) -> Output {
         "-",
     ];
     args.extend_from_slice(extra);
-    daemon(&args).output().unwrap()
+    daemon(&args)
+}
+
+/// [`replay_command`], run to its end.
+fn replay_once(cfg: &str, extra: &[&str]) -> Output {
+    replay_command(cfg, extra).output().unwrap()
 }
 
 #[test]
@@ -526,25 +531,11 @@ fn an_unreachable_broker_is_a_clear_warning_and_stop_is_prompt() {
     let url = format!("mqtt://127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "[serial]\nstatus_interval = 0\n");
-    let mut child = daemon(&[
-        "--config",
-        &cfg,
-        "--source",
-        "images:tests/data/replay",
-        "--once",
-        "--fps",
-        "0",
-        "--leds",
-        "none",
-        "--serial",
-        "-",
-        "--mqtt",
-        &url,
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = replay_command(&cfg, &["--mqtt", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut text = String::new();
     loop {

@@ -6,12 +6,12 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use emotiond::source::still::load_gray;
 
-use common::root;
+use common::{daemon, root};
 
 /// The replay's frames as one Y4M stream, in name order. Y4M frames share one size, so each picture
 /// is centred on a mid-gray canvas as large as the largest.
@@ -51,25 +51,30 @@ fn read_json(r: &mut BufReader<UnixStream>) -> Option<serde_json::Value> {
     }
 }
 
+/// A reader on `stream`, past its snapshot line, which must announce `faces` faces.
+fn joined(stream: UnixStream, faces: i64) -> BufReader<UnixStream> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut r = BufReader::new(stream);
+    let head = read_json(&mut r).expect("a snapshot line");
+    assert_eq!(
+        (head["type"].as_str(), head["faces"].as_i64()),
+        (Some("snapshot"), Some(faces))
+    );
+    r
+}
+
 #[test]
 fn socket_readers_get_a_snapshot_and_every_event_and_a_stuck_one_holds_nothing_up() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("events.sock");
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[serial]\nformat = \"json\"\nstatus_interval = 0\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_emotiond"))
-        .args([
-            "run",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--source",
-            "y4m:-",
-        ])
+    let mut child = daemon(&["--config", cfg.to_str().unwrap(), "--source", "y4m:-"])
         .args(["--serial", "-", "--once", "--fps", "0", "--leds", "none"])
         .arg("--socket")
         .arg(&sock)
-        .current_dir(root())
-        .env("RUST_LOG", "info")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -87,17 +92,9 @@ fn socket_readers_get_a_snapshot_and_every_event_and_a_stuck_one_holds_nothing_u
         std::thread::sleep(Duration::from_millis(20));
     };
     let stuck = UnixStream::connect(&sock).unwrap();
-    let mut a = BufReader::new(first);
-    a.get_ref()
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
     // Reader a is in once its (empty) snapshot arrives; then the source's header lets the daemon
     // start, so a sees the start line too.
-    let head = read_json(&mut a).expect("a snapshot line");
-    assert_eq!(
-        (head["type"].as_str(), head["faces"].as_i64()),
-        (Some("snapshot"), Some(0))
-    );
+    let mut a = joined(first, 0);
     feed.write_all(&header).unwrap();
     // Up to frame 12: face 1 appears (frame 2) and turns happy (frame 8).
     for f in &frames[..12] {
@@ -111,15 +108,7 @@ fn socket_readers_get_a_snapshot_and_every_event_and_a_stuck_one_holds_nothing_u
             break;
         }
     }
-    let mut b = BufReader::new(UnixStream::connect(&sock).unwrap());
-    b.get_ref()
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let head = read_json(&mut b).expect("a snapshot line");
-    assert_eq!(
-        (head["type"].as_str(), head["faces"].as_i64()),
-        (Some("snapshot"), Some(1))
-    );
+    let mut b = joined(UnixStream::connect(&sock).unwrap(), 1);
     let snapshot = read_json(&mut b).expect("face 1's line");
     for f in &frames[12..] {
         if feed.write_all(f).is_err() {
