@@ -8,6 +8,37 @@
 
 use std::fmt;
 
+/// The longest frame side any source takes, in pixels.
+pub const MAX_SIDE: usize = 8192;
+/// The most pixels any source's frame may have: 4096 x 3072 (12.6 megapixels), above the full
+/// resolution of every Raspberry Pi camera module (the HQ camera's 4056 x 3040 is the largest). With
+/// the detector's tables this keeps a frame's cost well inside a 512 MiB Pi Zero 2 W.
+pub const MAX_PIXELS: usize = 4096 * 3072;
+
+/// A frame size from outside (a file header, a decoder, a camera) beyond [`MAX_SIDE`] or
+/// [`MAX_PIXELS`], or with no pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a {width}x{height} frame is outside what emotiond takes (1 to {MAX_SIDE} pixels a side, at \
+     most {MAX_PIXELS} pixels in all); scale it down"
+)]
+pub struct FrameTooLarge {
+    /// Width in pixels.
+    pub width: u64,
+    /// Height in pixels.
+    pub height: u64,
+}
+
+/// Checks a frame size that came from outside against the one memory bound every source shares.
+pub fn check_size(width: u64, height: u64) -> Result<(usize, usize), FrameTooLarge> {
+    let side_ok = |v: u64| (1..=MAX_SIDE as u64).contains(&v);
+    if side_ok(width) && side_ok(height) && width * height <= MAX_PIXELS as u64 {
+        Ok((width as usize, height as usize))
+    } else {
+        Err(FrameTooLarge { width, height })
+    }
+}
+
 /// An 8-bit single-channel image, row-major, `width * height` bytes, no row padding.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct GrayFrame {
@@ -200,6 +231,21 @@ mod tests {
         assert_eq!(rgb_to_gray(255, 0, 0), 76);
         assert_eq!(rgb_to_gray(0, 255, 0), 150);
         assert_eq!(rgb_to_gray(0, 0, 255), 29);
+    }
+
+    #[test]
+    fn sizes_from_outside_are_bounded() {
+        assert_eq!(check_size(640, 480), Ok((640, 480)));
+        assert_eq!(check_size(4096, 3072), Ok((4096, 3072)));
+        assert!(check_size(4096, 3073).is_err());
+        assert!(check_size(8193, 1).is_err());
+        assert!(check_size(0, 480).is_err());
+        assert!(check_size(u64::MAX, u64::MAX).is_err());
+        let e = check_size(13000, 13000).unwrap_err().to_string();
+        assert!(
+            e.contains("13000x13000") && e.contains("scale it down"),
+            "{e}"
+        );
     }
 
     #[test]

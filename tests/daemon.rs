@@ -578,3 +578,182 @@ fn cameras_lists_devices_or_says_there_are_none() {
         );
     }
 }
+
+#[test]
+fn a_stdout_reader_that_never_reads_cannot_hold_up_the_stop() {
+    // Issue 15: the protocol on a full stdout pipe blocked the main loop, and with it the stop.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    // Status lines twenty times a second fill the shrunken pipe within the first second.
+    std::fs::write(
+        &cfg,
+        "[serial]\nstatus_interval = 0.05\n[leds]\nbackend = \"log\"\n",
+    )
+    .unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    nix::fcntl::fcntl(&writer, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let mut child = daemon(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--source",
+        "images:tests/data/replay",
+        "--serial",
+        "-",
+        "--fps",
+        "0",
+        "--no-lamp-test",
+    ])
+    .stdout(writer)
+    .stderr(log)
+    .spawn()
+    .unwrap();
+    std::thread::sleep(stop_bound() * 3);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > stop_bound() * 5 {
+            let _ = child.kill();
+            panic!("no exit {:?} after SIGTERM with stdout full", t.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = t.elapsed();
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert!(status.success(), "{log}");
+    assert!(
+        took < stop_bound(),
+        "exit took {took:?} with stdout full\n{log}"
+    );
+    assert!(log.contains("stopped (signal)"), "{log}");
+    drop(reader);
+}
+
+#[test]
+fn a_second_sigterm_exits_at_once() {
+    let (child, mut out) = start(&[
+        "--source",
+        "images:tests/data/replay",
+        "--serial",
+        "-",
+        "--fps",
+        "4",
+        "--no-lamp-test",
+    ]);
+    read_until(&mut out, "event=appeared");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    // Apart, so the kernel does not merge them into one; the normal stop takes longer than this.
+    std::thread::sleep(Duration::from_millis(10));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let output = child.wait_with_output().unwrap();
+    // 130: the second signal's immediate exit (the normal stop exits 0).
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+}
+
+#[test]
+fn a_finite_source_that_ends_without_once_reports_its_faces_lost_and_turns_the_leds_off() {
+    let (child, mut out) = start(&[
+        "--source",
+        "images:tests/data/replay",
+        "--serial",
+        "-",
+        "--fps",
+        "0",
+        "--no-lamp-test",
+    ]);
+    let mut lines = read_until(&mut out, "source state=end");
+    lines.extend(read_until(&mut out, "event=lost"));
+    let (_, rest, _) = stop(child, out);
+    assert!(rest.status.success(), "{}", stderr(&rest));
+    let leds = led_states(&stderr(&rest));
+    assert_eq!(leds.last().map(String::as_str), Some("off"), "{leds:?}");
+    let end = lines
+        .iter()
+        .position(|l| l.contains("source state=end"))
+        .unwrap();
+    assert!(
+        lines[end + 1..].iter().any(|l| l.contains("event=lost")),
+        "{lines:#?}"
+    );
+}
+
+/// A PNG whose header claims `w x h` pixels, followed by nothing a decoder could fill them with.
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in bytes {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    // An IDAT with an empty zlib stream: decoders read the header up to the first IDAT.
+    let idat = b"IDAT\x78\x9c\x03\x00\x00\x00\x00\x01".to_vec();
+    for chunk in [ihdr, idat, b"IEND".to_vec()] {
+        png.extend_from_slice(&((chunk.len() - 4) as u32).to_be_bytes());
+        png.extend_from_slice(&chunk);
+        png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
+    png
+}
+
+#[test]
+fn oversized_images_in_a_replay_are_skipped_and_counted_under_a_pi_zeros_memory() {
+    // Issue 15: a 13000x13000 PNG made the source thread panic under a 512 MiB limit and the daemon
+    // stop. Now the bound refuses it before anything that large is allocated, and the replay goes
+    // on. The largest frame the bound takes (4096x3072) is decoded and searched under the limit.
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    let replay: Vec<_> = std::fs::read_dir(root().join("tests/data/replay"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    std::fs::copy(&replay[0], frames.join("a.png")).unwrap();
+    std::fs::write(frames.join("b.png"), png_claiming(13000, 13000)).unwrap();
+    std::fs::write(frames.join("c.png"), png_claiming(4097, 3072)).unwrap();
+    image::GrayImage::from_fn(4096, 3072, |x, y| image::Luma([((x ^ y) & 0xff) as u8]))
+        .save(frames.join("d.png"))
+        .unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[detect]\nmin_size = 400\n[leds]\nbackend = \"log\"\n",
+    )
+    .unwrap();
+    let script = format!(
+        "ulimit -v 524288 && exec \"$0\" run --config {} --source images:{} --serial - --once --fps 0 --no-lamp-test",
+        cfg.display(),
+        frames.display()
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_emotiond")])
+        .current_dir(root())
+        .env("RUST_LOG", "info")
+        .env("RUST_LOG_STYLE", "never")
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("stop reason=end frames=2 "), "{text}\n{log}");
+    assert!(log.contains("b.png: a 13000x13000 frame"), "{log}");
+    assert!(log.contains("c.png: a 4097x3072 frame"), "{log}");
+    assert!(log.contains("scale it down"), "{log}");
+}

@@ -138,3 +138,77 @@ fn an_image_folder_replays_in_name_order_and_skips_a_broken_file() {
     let err = ImageSequence::from_dir(root.join("no-such-dir")).unwrap_err();
     assert!(err.to_string().contains("no-such-dir"), "{err}");
 }
+
+/// A stand-in for rpicam-vid at 64x48 that sends `frames` frames, complains on standard error, then
+/// either stalls (sleeps, pipe open) or exits. It writes its pid to `pid`.
+fn stand_in_rpicam(
+    dir: &Path,
+    frames: usize,
+    stall: bool,
+) -> emotiond::source::rpicam::RpicamRequest {
+    let frame = vec![77u8; 64 * 48 * 3 / 2];
+    let data = dir.join("frames.yuv");
+    std::fs::write(&data, frame.repeat(frames)).unwrap();
+    let script = dir.join("rpicam-vid");
+    let end = if stall { "exec sleep 30" } else { "exit 3" };
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho $$ > {pid}\ncat {data}\necho 'ERROR: *** camera frontend has timed out ***' >&2\n{end}\n",
+            pid = dir.join("pid").display(),
+            data = data.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    emotiond::source::rpicam::RpicamRequest {
+        command: script,
+        width: 64,
+        height: 48,
+        fps: 15.0,
+        frame_timeout: std::time::Duration::from_millis(500),
+    }
+}
+
+#[test]
+fn rpicam_that_stalls_is_lost_after_the_frame_timeout_with_its_last_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut src =
+        emotiond::source::rpicam::RpicamSource::open(stand_in_rpicam(dir.path(), 2, true)).unwrap();
+    let mut frame = GrayFrame::default();
+    assert!(src.next_frame(&mut frame).unwrap());
+    assert!(src.next_frame(&mut frame).unwrap());
+    assert_eq!((frame.width(), frame.pixels()[0]), (64, 77));
+    let started = std::time::Instant::now();
+    let e = src.next_frame(&mut frame).unwrap_err();
+    let waited = started.elapsed();
+    let text = e.to_string();
+    assert!(matches!(e, SourceError::Lost { .. }), "{text}");
+    assert!(text.contains("stalled"), "{text}");
+    assert!(text.contains("camera frontend has timed out"), "{text}");
+    assert!(
+        waited >= std::time::Duration::from_millis(450),
+        "{waited:?}"
+    );
+    // The stalled program was stopped, not left behind.
+    let pid = std::fs::read_to_string(dir.path().join("pid")).unwrap();
+    let proc_dir = format!("/proc/{}", pid.trim());
+    assert!(
+        !Path::new(&proc_dir).exists(),
+        "rpicam stand-in {pid} still runs"
+    );
+}
+
+#[test]
+fn rpicam_that_exits_is_lost_with_its_status_and_last_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut src =
+        emotiond::source::rpicam::RpicamSource::open(stand_in_rpicam(dir.path(), 1, false))
+            .unwrap();
+    let mut frame = GrayFrame::default();
+    assert!(src.next_frame(&mut frame).unwrap());
+    let text = src.next_frame(&mut frame).unwrap_err().to_string();
+    assert!(text.contains("stopped sending frames"), "{text}");
+    assert!(text.contains("camera frontend has timed out"), "{text}");
+}

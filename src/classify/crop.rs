@@ -89,6 +89,26 @@ pub enum CropError {
         /// Image height.
         height: usize,
     },
+    /// The region to cut (the box squared, with its margins) is larger than any frame emotiond
+    /// takes, so cutting it would take more memory than the device has.
+    #[error(
+        "face box {x},{y},{w},{h} with its margins is a {cw}x{ch} crop, more than the {} pixels of the largest frame; use a smaller box or smaller offsets",
+        crate::frame::MAX_PIXELS
+    )]
+    TooLarge {
+        /// Left edge.
+        x: i32,
+        /// Top edge.
+        y: i32,
+        /// Width.
+        w: i32,
+        /// Height.
+        h: i32,
+        /// The crop's width.
+        cw: i64,
+        /// The crop's height.
+        ch: i64,
+    },
     /// The image has no pixels.
     #[error("the image is empty")]
     EmptyImage,
@@ -126,7 +146,20 @@ impl CropRegion {
 /// fer's `tosquare`: grows the shorter side to the longer one, keeping the box centred (Python's
 /// floor division decides the odd pixel).
 pub fn to_square(r: Rect) -> Rect {
-    let (mut x, mut y, mut w, mut h) = (r.x, r.y, r.w, r.h);
+    let (x, y, w, h) = square(r);
+    // The square of a box inside i32 can only leave it for boxes near i32's limits.
+    let clamp = |v: i64| v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+    Rect::new(clamp(x), clamp(y), clamp(w), clamp(h))
+}
+
+/// [`to_square`] in i64, where no box from outside can overflow: `(x, y, w, h)`.
+fn square(r: Rect) -> (i64, i64, i64, i64) {
+    let (mut x, mut y, mut w, mut h) = (
+        i64::from(r.x),
+        i64::from(r.y),
+        i64::from(r.w),
+        i64::from(r.h),
+    );
     if h > w {
         let diff = h - w;
         x -= diff.div_euclid(2);
@@ -136,7 +169,7 @@ pub fn to_square(r: Rect) -> Rect {
         y -= diff.div_euclid(2);
         h += diff;
     }
-    Rect { x, y, w, h }
+    (x, y, w, h)
 }
 
 /// The value fer pads with: the mean of the bottom two rows (one row for a one-row image), as
@@ -208,8 +241,7 @@ impl CropRule {
         if width == 0 || height == 0 {
             return Err(CropError::EmptyImage);
         }
-        let sq = to_square(face);
-        let (sx, sy, side) = (i64::from(sq.x), i64::from(sq.y), i64::from(sq.w));
+        let (sx, sy, side, _) = square(face);
         let region = match self.offsets {
             Offsets::Pixels { x: ox, y: oy } => {
                 let (ox, oy) = (i64::from(ox), i64::from(oy));
@@ -249,6 +281,17 @@ impl CropRule {
             region.x0 < width as i64 && region.x1 > 0 && region.y0 < height as i64 && region.y1 > 0;
         if !inside {
             return Err(err_outside());
+        }
+        let (cw, ch) = (region.x1 - region.x0, region.y1 - region.y0);
+        if cw.saturating_mul(ch) > crate::frame::MAX_PIXELS as i64 {
+            return Err(CropError::TooLarge {
+                x: face.x,
+                y: face.y,
+                w: face.w,
+                h: face.h,
+                cw,
+                ch,
+            });
         }
         Ok(region)
     }
@@ -391,6 +434,34 @@ mod tests {
             rule.region(Rect::new(100, 100, 0, 0), 512, 512),
             Err(CropError::EmptyBox { .. })
         ));
+    }
+
+    #[test]
+    fn a_huge_box_with_wide_margins_is_an_error_not_an_abort() {
+        // Issue 15: `classify --box 0,0,2147483647,2147483647 --relative-offsets 2,2` aborted
+        // allocating the crop.
+        let rule = CropRule {
+            offsets: Offsets::Proportional { x: 2.0, y: 2.0 },
+        };
+        let e = rule
+            .region(Rect::new(0, 0, i32::MAX, i32::MAX), 640, 480)
+            .unwrap_err();
+        assert!(matches!(e, CropError::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("smaller"), "{e}");
+        let sq = to_square(Rect::new(i32::MIN, i32::MIN, 1, i32::MAX));
+        assert_eq!((sq.w, sq.h), (i32::MAX, i32::MAX));
+        let fer = CropRule::fer();
+        assert!(fer
+            .region(Rect::new(i32::MAX, i32::MAX, i32::MAX, i32::MAX), 640, 480)
+            .is_err());
+        // fer's slicing clips a box reaching far outside to the padded image.
+        let r = fer
+            .region(Rect::new(i32::MIN, i32::MIN, i32::MAX, i32::MAX), 640, 480)
+            .unwrap();
+        assert!(
+            r.x0 >= -40 && r.y0 >= -40 && r.x1 <= 680 && r.y1 <= 520,
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub struct RunArgs {
     serial: Option<String>,
     /// Replay rate for images and Y4M files in frames per second, 0 for as fast as possible; the
     /// requested rate for cameras (overrides source.fps).
-    #[arg(long, value_name = "FPS")]
+    #[arg(long, value_name = "FPS", value_parser = parse_fps)]
     fps: Option<f64>,
     /// Stop at the end of a finite source (images, a Y4M file) with the normal stop sequence.
     #[arg(long)]
@@ -118,6 +118,12 @@ pub fn build_pipeline(cfg: &Config) -> Result<Pipeline> {
     )?)
 }
 
+/// `--fps`, checked by the same rule as `source.fps`.
+fn parse_fps(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    emotiond::config::values::check_fps(v)
+}
+
 pub fn run(args: RunArgs) -> Result<()> {
     let mut cfg = args.config.load()?;
     if let Some(s) = args.source {
@@ -136,10 +142,6 @@ pub fn run(args: RunArgs) -> Result<()> {
         cfg.mqtt.url = Some(url);
     }
     if let Some(fps) = args.fps {
-        anyhow::ensure!(
-            fps.is_finite() && (0.0..=1000.0).contains(&fps),
-            "--fps {fps}: expected 0 to 1000"
-        );
         cfg.source.fps = fps;
     }
     // Everything that can refuse to start does so before any device is touched.
@@ -147,6 +149,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let leds = open_leds(&cfg.leds)?;
     let mut sinks = Fanout::new();
     if let Some(p) = cfg.serial.path.as_deref() {
+        emotiond::signal::serial::check_path(p)?;
         let serial = RetryingSerial::for_path(
             p,
             cfg.serial.baud,
@@ -162,6 +165,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // The first signal asks for the normal stop; a second one, while that runs, exits at once
+        // (status 130).
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .context("installing the signal handlers")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing the signal handlers")?;
     }
     let outputs = Outputs { leds, sinks };

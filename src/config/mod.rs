@@ -51,11 +51,14 @@ pub struct SourceConfig {
     /// `v4l2:/dev/videoN`, `rpicam`, `y4m:PATH`, `y4m:-` or `images:DIR`.
     pub input: SourceSpec,
     /// Requested frame width for cameras (the driver may pick the nearest it has).
+    #[serde(deserialize_with = "values::frame_side")]
     pub width: u32,
     /// Requested frame height for cameras.
+    #[serde(deserialize_with = "values::frame_side")]
     pub height: u32,
     /// Requested frame rate for cameras; for `images` and `y4m` files, the replay rate (0 = as fast as
     /// the pipeline goes).
+    #[serde(deserialize_with = "values::fps")]
     pub fps: f64,
     /// V4L2 pixel format: `auto` picks the best the camera offers (GREY, NV12, YU12, YUYV, MJPEG).
     pub format: values::PixelFormatChoice,
@@ -89,8 +92,10 @@ pub struct DetectConfig {
     #[serde(deserialize_with = "values::small_count")]
     pub min_neighbors: u32,
     /// Smallest face side in pixels (0 = no limit).
+    #[serde(deserialize_with = "values::face_side")]
     pub min_size: u32,
     /// Largest face side in pixels (0 = no limit).
+    #[serde(deserialize_with = "values::face_side")]
     pub max_size: u32,
     /// Run the full-frame detector on every Kth frame and only a local search around known faces in
     /// between; 1 (the default) detects on every frame, exactly as the reference does.

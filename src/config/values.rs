@@ -402,6 +402,34 @@ pub(super) fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> 
     in_range(v, ok, "expected seconds from 0 to 86400")
 }
 
+/// The one check of a frame rate (`source.fps` and `run --fps`): 0 (files: as fast as the
+/// pipeline goes) or 0.1 to 1000 frames per second.
+pub fn check_fps(v: f64) -> Result<f64, String> {
+    if v == 0.0 || (v.is_finite() && (0.1..=1000.0).contains(&v)) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{v} is out of range: expected 0 (as fast as the pipeline goes) or 0.1 to 1000 frames per second"
+        ))
+    }
+}
+
+pub(super) fn fps<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    check_fps(f64::deserialize(d)?).map_err(D::Error::custom)
+}
+
+/// A camera frame side: 16 to the shared frame bound.
+pub(super) fn frame_side<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let hi = crate::frame::MAX_SIDE as i64;
+    count(d, 16, hi, &format!("expected 16 to {hi} pixels"))
+}
+
+/// A face side limit in pixels: 0 (no limit) to the shared frame bound.
+pub(super) fn face_side<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let hi = crate::frame::MAX_SIDE as i64;
+    count(d, 0, hi, &format!("expected 0 (no limit) to {hi} pixels"))
+}
+
 pub(super) fn pwm_hz<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = f64::deserialize(d)?;
     let ok = v.is_finite() && (10.0..=10_000.0).contains(&v);

@@ -290,41 +290,51 @@ impl Cascade {
                 }
             }
         }
+        // In i64: numbers near i32's limits must fail here, not overflow at evaluation. Every
+        // slot is checked, weight 0 included, because evaluation reads every slot.
+        let (ww, wh) = (i64::from(ww), i64::from(wh));
         for (fi, f) in self.haar.iter().enumerate() {
-            for (r, _) in f.rects.iter().filter(|(_, w)| *w != 0.0) {
+            for (r, weight) in &f.rects {
+                let (x, y, w, h) = (
+                    i64::from(r.x),
+                    i64::from(r.y),
+                    i64::from(r.w),
+                    i64::from(r.h),
+                );
                 let inside = if f.tilted {
-                    r.x - r.h >= 0 && r.x + r.w <= ww && r.y >= 0 && r.y + r.w + r.h <= wh
+                    x - h >= 0 && x + w <= ww && y >= 0 && y + w + h <= wh
                 } else {
-                    r.x >= 0 && r.y >= 0 && r.x + r.w <= ww && r.y + r.h <= wh
+                    x >= 0 && y >= 0 && x + w <= ww && y + h <= wh
                 };
-                if r.w < 0 || r.h < 0 || !inside {
+                if w < 0 || h < 0 || !inside {
                     return Err(p.invalid(
                         top,
                         format!(
-                            "Haar feature {fi}: rectangle {} {} {} {}{} does not fit the {ww}x{wh} window",
-                            r.x,
-                            r.y,
-                            r.w,
-                            r.h,
+                            "Haar feature {fi}: rectangle {x} {y} {w} {h}{} does not fit the {ww}x{wh} window",
                             if f.tilted { " (tilted)" } else { "" }
                         ),
+                    ));
+                }
+                if !weight.is_finite() {
+                    return Err(p.invalid(
+                        top,
+                        format!("Haar feature {fi}: rectangle weight {weight} is not a number"),
                     ));
                 }
             }
         }
         for (fi, r) in self.lbp.iter().enumerate() {
-            if r.x < 0
-                || r.y < 0
-                || r.w <= 0
-                || r.h <= 0
-                || r.x + 3 * r.w > ww
-                || r.y + 3 * r.h > wh
-            {
+            let (x, y, w, h) = (
+                i64::from(r.x),
+                i64::from(r.y),
+                i64::from(r.w),
+                i64::from(r.h),
+            );
+            if x < 0 || y < 0 || w <= 0 || h <= 0 || x + 3 * w > ww || y + 3 * h > wh {
                 return Err(p.invalid(
                     top,
                     format!(
-                        "LBP feature {fi}: block {} {} {} {} (3x3 cells) does not fit the {ww}x{wh} window",
-                        r.x, r.y, r.w, r.h
+                        "LBP feature {fi}: block {x} {y} {w} {h} (3x3 cells) does not fit the {ww}x{wh} window"
                     ),
                 ));
             }
@@ -754,5 +764,17 @@ mod tests {
         assert!(e.contains("not an OpenCV cascade"), "{e}");
         let e = err("<html/>");
         assert!(e.contains("not an OpenCV cascade"), "{e}");
+    }
+
+    #[test]
+    fn rect_numbers_past_i32_and_weight_zero_rects_are_checked() {
+        // Issue 15: x + w summed past i32 passed the check and overflowed at evaluation.
+        let e = err(&STUMP.replace("<_>2 0 2 4 1.</_>", "<_>2147483000 0 2000 4 1.</_>"));
+        assert!(e.contains("does not fit the 4x4 window"), "{e}");
+        let e = err(&STUMP.replace("<_>2 0 2 4 1.</_>", "<_>2 0 2 2147483000 1.</_>"));
+        assert!(e.contains("does not fit the 4x4 window"), "{e}");
+        // A rect of weight 0 is still read at evaluation, so it must fit too.
+        let e = err(&STUMP.replace("<_>2 0 2 4 1.</_>", "<_>9 9 9 9 0.</_>"));
+        assert!(e.contains("does not fit the 4x4 window"), "{e}");
     }
 }

@@ -137,6 +137,10 @@ fn reader(
             while Instant::now() < until && !stop.load(Ordering::Relaxed) {
                 thread::sleep(STOP_POLL);
             }
+            // A stop during the wait must not start a camera (or an rpicam-vid) again.
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
             match source::open(&cfg) {
                 Ok(s) => {
                     src = Some(s);
@@ -321,6 +325,10 @@ pub fn run(
                 if opts.once {
                     break Ok(StopReason::End);
                 }
+                // Nothing more will be seen: the faces are gone, and so is what the LEDs showed.
+                let frame_no = pipeline.frames();
+                pipeline.reset();
+                report(&mut out, &pipeline, frame_no);
                 log::info!(
                     "waiting for SIGTERM (pass --once to stop at the end of a finite source)"
                 );
@@ -355,6 +363,7 @@ pub fn run(
         out.sinks.state(driving);
         let state = match driving {
             Some((label, conf)) => LedState::Emotion(label, conf),
+            None if ended => LedState::Off,
             None => LedState::Idle,
         };
         out.show(state, start.elapsed());

@@ -18,15 +18,121 @@ pub trait LineSink: Send {
     fn finish(&mut self) {}
 }
 
-/// Standard output, flushed after every line.
-#[derive(Debug, Default)]
-pub struct StdoutSink;
+/// A serial path that can never be a serial line.
+#[derive(Debug, thiserror::Error)]
+pub enum SerialError {
+    /// A regular file or a folder: writing it as a UART would fail on every line.
+    #[error("serial {path}: not a tty but a {what}; give the serial device (/dev/serial0, /dev/ttyUSB0), or - to write the lines to standard output (emotiond run --serial - > lines.txt)")]
+    NotATty {
+        /// The path.
+        path: PathBuf,
+        /// "regular file" or "folder".
+        what: &'static str,
+    },
+}
+
+/// Checks, at start, that `path` can be a serial line: `-`, a device, or nothing yet (a USB
+/// adapter that is plugged in later is opened then).
+pub fn check_path(path: &str) -> Result<(), SerialError> {
+    if path == "-" {
+        return Ok(());
+    }
+    let what = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => "regular file",
+        Ok(m) if m.is_dir() => "folder",
+        _ => return Ok(()),
+    };
+    Err(SerialError::NotATty {
+        path: path.into(),
+        what,
+    })
+}
+
+/// Lines that may wait for standard output before new ones are refused (and counted as dropped).
+const STDOUT_QUEUE: usize = 1024;
+/// How long [`LineSink::finish`] waits for queued lines to reach standard output.
+const STDOUT_FINISH: Duration = Duration::from_millis(500);
+
+/// Standard output, written by a thread of its own: a reader that stops reading (a full pipe)
+/// never holds the pipeline or the stop sequence up. While [`STDOUT_QUEUE`] lines wait, a new one
+/// is refused, so the serial retry logic drops and counts it and says so when there is room again.
+/// Every `StdoutSink` shares the one writer thread.
+#[derive(Debug, Clone)]
+pub struct StdoutSink {
+    writer: &'static StdoutWriter,
+}
+
+#[derive(Debug)]
+struct StdoutWriter {
+    tx: std::sync::mpsc::SyncSender<String>,
+    /// Lines queued and not yet written.
+    pending: std::sync::atomic::AtomicUsize,
+    /// Set when a write failed (the reader closed the pipe).
+    broken: std::sync::atomic::AtomicBool,
+}
+
+static STDOUT: std::sync::OnceLock<StdoutWriter> = std::sync::OnceLock::new();
+
+impl StdoutSink {
+    /// The shared writer, started on first use.
+    pub fn open() -> io::Result<Self> {
+        if let Some(writer) = STDOUT.get() {
+            return Ok(StdoutSink { writer });
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(STDOUT_QUEUE);
+        let writer = STDOUT.get_or_init(|| StdoutWriter {
+            tx,
+            pending: Default::default(),
+            broken: Default::default(),
+        });
+        std::thread::Builder::new()
+            .name("stdout".into())
+            .spawn(move || {
+                use std::sync::atomic::Ordering::Relaxed;
+                for line in rx {
+                    let mut out = io::stdout().lock();
+                    if out
+                        .write_all(line.as_bytes())
+                        .and_then(|()| out.flush())
+                        .is_err()
+                    {
+                        writer.broken.store(true, Relaxed);
+                    }
+                    writer.pending.fetch_sub(1, Relaxed);
+                }
+            })?;
+        Ok(StdoutSink { writer })
+    }
+}
 
 impl LineSink for StdoutSink {
     fn send(&mut self, line: &str) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        out.write_all(line.as_bytes())?;
-        out.flush()
+        use std::sync::atomic::Ordering::Relaxed;
+        let w = self.writer;
+        if w.broken.load(Relaxed) {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        w.pending.fetch_add(1, Relaxed);
+        w.tx.try_send(line.to_string()).map_err(|_| {
+            w.pending.fetch_sub(1, Relaxed);
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{STDOUT_QUEUE} lines wait for standard output (is its reader stuck?)"),
+            )
+        })
+    }
+
+    fn finish(&mut self) {
+        let until = Instant::now() + STDOUT_FINISH;
+        while self
+            .writer
+            .pending
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+            && Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 
@@ -144,7 +250,11 @@ impl RetryingSerial {
     /// The tty on `path`, or standard output for `-`.
     pub fn for_path(path: &str, baud: u32, retry: Duration) -> Self {
         if path == "-" {
-            return RetryingSerial::new("stdout", Box::new(|| Ok(Box::new(StdoutSink))), retry);
+            return RetryingSerial::new(
+                "stdout",
+                Box::new(|| Ok(Box::new(StdoutSink::open()?))),
+                retry,
+            );
         }
         let p = PathBuf::from(path);
         RetryingSerial::new(

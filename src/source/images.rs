@@ -86,17 +86,10 @@ impl FrameSource for ImageSequence {
             return Ok(false);
         };
         self.next += 1;
-        let rgb = still::load_rgb(path).map_err(|e| SourceError::BadFrame {
+        still::load_gray_into(path, frame).map_err(|e| SourceError::BadFrame {
             source_name: self.name.clone(),
             reason: e.to_string(),
         })?;
-        let (w, h) = rgb.dimensions();
-        frame
-            .set_from_rgb8(w as usize, h as usize, rgb.as_raw())
-            .map_err(|e| SourceError::BadFrame {
-                source_name: self.name.clone(),
-                reason: format!("{}: {e}", path.display()),
-            })?;
         Ok(true)
     }
 }

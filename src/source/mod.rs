@@ -102,6 +102,7 @@ pub fn open(cfg: &SourceConfig) -> Result<Box<dyn FrameSource + Send>, SourceErr
             width: cfg.width,
             height: cfg.height,
             fps: cfg.fps,
+            frame_timeout: rpicam::FRAME_TIMEOUT,
         })?),
     })
 }

@@ -4,14 +4,19 @@
 //! sees raw Bayer nodes. So emotiond starts
 //! `rpicam-vid -t 0 -n --codec yuv420 --width W --height H --framerate F -o -`, reads each frame's
 //! Y plane and skips its chroma. If the program exits or its pipe breaks, the source reports
-//! [`SourceError::Lost`] and the daemon starts it again.
+//! [`SourceError::Lost`] and the daemon starts it again. So does a program that stalls: one that
+//! sends nothing for the frame timeout (5 s) is killed. Either way, the last lines it wrote to its
+//! standard error are the reason given.
 //!
 //! rpicam-vid writes rows at the camera buffer's stride, so the width must be a multiple of 64
 //! (640 and 1280 are); other widths are refused rather than read skewed.
 
-use std::io::{BufReader, Read};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::{FrameSource, SourceError};
 use crate::frame::GrayFrame;
@@ -27,13 +32,24 @@ pub struct RpicamRequest {
     pub height: u32,
     /// Frames per second.
     pub fps: f64,
+    /// How long the program may send nothing before it counts as stalled.
+    pub frame_timeout: Duration,
 }
+
+/// The usual frame timeout, as for V4L2 cameras.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many of the program's last standard-error lines are kept for the reason it was lost.
+const STDERR_LINES: usize = 4;
+
+/// The last lines a child wrote to its standard error, filled by a thread of its own.
+type Tail = Arc<Mutex<VecDeque<String>>>;
 
 /// Frames from `rpicam-vid`.
 #[derive(Debug)]
 pub struct RpicamSource {
     request: RpicamRequest,
-    child: Option<(Child, BufReader<ChildStdout>)>,
+    child: Option<(Child, ChildStdout)>,
+    stderr: Tail,
     chroma: Vec<u8>,
 }
 
@@ -57,6 +73,7 @@ impl RpicamSource {
         let mut s = RpicamSource {
             request,
             child: None,
+            stderr: Tail::default(),
             chroma,
         };
         s.start()?;
@@ -78,7 +95,7 @@ impl RpicamSource {
             .args(["-o", "-"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| SourceError::Open {
             source_name: "rpicam".into(),
             reason: format!(
@@ -87,6 +104,13 @@ impl RpicamSource {
             ),
         })?;
         let out = child.stdout.take().expect("stdout was piped");
+        let err = child.stderr.take().expect("stderr was piped");
+        self.stderr = Tail::default();
+        let tail = self.stderr.clone();
+        // Ends at the end of the pipe, when the program exits or is killed.
+        let _ = std::thread::Builder::new()
+            .name("rpicam-stderr".into())
+            .spawn(move || keep_tail(err, &tail));
         log::info!(
             "rpicam: started {} (pid {}), {}x{} at {} fps",
             r.command.display(),
@@ -95,7 +119,7 @@ impl RpicamSource {
             r.height,
             r.fps
         );
-        self.child = Some((child, BufReader::with_capacity(1 << 16, out)));
+        self.child = Some((child, out));
         Ok(())
     }
 
@@ -114,10 +138,81 @@ impl RpicamSource {
             .map(|s| format!(" ({})", s))
             .unwrap_or_default();
         self.stop();
+        // The stderr thread reads until the pipe closes; give it a moment to take the last lines.
+        for _ in 0..20 {
+            if std::sync::Arc::strong_count(&self.stderr) == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let tail = lock(&self.stderr);
+        let said = if tail.is_empty() {
+            String::new()
+        } else {
+            let lines: Vec<&str> = tail.iter().map(String::as_str).collect();
+            format!("; it said: {}", lines.join(" | "))
+        };
         SourceError::Lost {
             source_name: "rpicam".into(),
-            reason: format!("{why}{status}"),
+            reason: format!("{why}{status}{said}"),
         }
+    }
+}
+
+/// How reading a frame from the program's pipe ended, when it did not fill the frame.
+enum Fill {
+    /// The pipe closed.
+    Ended,
+    /// Nothing came within the frame timeout.
+    Stalled,
+    /// The read failed.
+    Failed(std::io::Error),
+}
+
+/// Fills `buf` from the pipe, waiting at most `timeout` for each piece.
+fn fill(out: &mut ChildStdout, buf: &mut [u8], timeout: Duration) -> Result<(), Fill> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let limit = Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    let mut done = 0;
+    while done < buf.len() {
+        let mut fds = [PollFd::new(&*out, PollFlags::IN)];
+        match poll(&mut fds, Some(&limit)) {
+            Ok(0) => return Err(Fill::Stalled),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Fill::Failed(e.into())),
+        }
+        match out.read(&mut buf[done..]) {
+            Ok(0) => return Err(Fill::Ended),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Fill::Failed(e)),
+        }
+    }
+    Ok(())
+}
+
+fn lock(tail: &Mutex<VecDeque<String>>) -> std::sync::MutexGuard<'_, VecDeque<String>> {
+    tail.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Keeps the last [`STDERR_LINES`] lines of `err` (logged as they come) until the pipe closes.
+fn keep_tail(err: std::process::ChildStderr, tail: &Tail) {
+    for line in BufReader::new(err).split(b'\n') {
+        let Ok(line) = line else { return };
+        let line = String::from_utf8_lossy(&line).trim().to_string();
+        if line.is_empty() {
+            continue;
+        }
+        log::debug!("rpicam-vid: {line}");
+        let mut t = lock(tail);
+        if t.len() == STDERR_LINES {
+            t.pop_front();
+        }
+        t.push_back(line.chars().take(200).collect());
     }
 }
 
@@ -134,19 +229,21 @@ impl FrameSource for RpicamSource {
 
     fn next_frame(&mut self, frame: &mut GrayFrame) -> Result<bool, SourceError> {
         let (w, h) = (self.request.width as usize, self.request.height as usize);
-        let Some((_, reader)) = &mut self.child else {
+        let timeout = self.request.frame_timeout;
+        let Some((_, out)) = &mut self.child else {
             return Err(self.lost("not running".into()));
         };
         frame.reset(w, h);
-        let result = reader
-            .read_exact(frame.pixels_mut())
-            .and_then(|()| reader.read_exact(&mut self.chroma));
+        let result = fill(out, frame.pixels_mut(), timeout)
+            .and_then(|()| fill(out, &mut self.chroma, timeout));
         match result {
             Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Err(self.lost("rpicam-vid stopped sending frames".into()))
-            }
-            Err(e) => Err(self.lost(format!("reading from rpicam-vid: {e}"))),
+            Err(Fill::Ended) => Err(self.lost("rpicam-vid stopped sending frames".into())),
+            Err(Fill::Stalled) => Err(self.lost(format!(
+                "rpicam-vid sent nothing for {} s (stalled; it was stopped)",
+                timeout.as_secs_f64()
+            ))),
+            Err(Fill::Failed(e)) => Err(self.lost(format!("reading from rpicam-vid: {e}"))),
         }
     }
 

@@ -16,9 +16,6 @@ use crate::frame::GrayFrame;
 /// Longest header or frame line accepted (the spec sets no limit; real ones are < 100 bytes).
 const MAX_LINE: usize = 4096;
 
-/// Largest accepted frame side, in pixels.
-const MAX_SIDE: usize = 16384;
-
 /// Chroma layout of a stream: how many chroma bytes follow each luma plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chroma {
@@ -158,18 +155,21 @@ fn parse_header(line: &[u8]) -> Result<Y4mHeader, String> {
     }
     let (mut width, mut height, mut fps, mut chroma) = (None, None, None, Chroma::C420);
     for tag in tags.filter(|t| !t.is_empty()) {
-        let (key, value) = tag.split_at(1);
+        // The key is the tag's first character, which may be any character in a broken header.
+        let mut chars = tag.chars();
+        let key = chars.next().unwrap_or(' ');
+        let value = chars.as_str();
         match key {
-            "W" => width = value.parse::<usize>().ok(),
-            "H" => height = value.parse::<usize>().ok(),
-            "F" => {
+            'W' => width = value.parse::<u64>().ok().filter(|&v| v > 0),
+            'H' => height = value.parse::<u64>().ok().filter(|&v| v > 0),
+            'F' => {
                 fps = value
                     .split_once(':')
                     .and_then(|(n, d)| Some((n.parse::<f64>().ok()?, d.parse::<f64>().ok()?)))
                     .filter(|&(n, d)| n > 0.0 && d > 0.0)
                     .map(|(n, d)| n / d)
             }
-            "C" => {
+            'C' => {
                 chroma = Chroma::parse(value).ok_or_else(|| {
                     format!(
                     "colour space C{value} is not supported: emotiond reads 8-bit 4:2:0, 4:2:2, \
@@ -177,19 +177,21 @@ fn parse_header(line: &[u8]) -> Result<Y4mHeader, String> {
                 )
                 })?
             }
-            "I" if value != "p" && value != "?" => {
+            'I' if value != "p" && value != "?" => {
                 log::warn!("Y4M stream is interlaced (I{value}); fields are used as one frame");
             }
             _ => {}
         }
     }
-    let side = |v: Option<usize>, what: &str| match v {
-        Some(n) if (1..=MAX_SIDE).contains(&n) => Ok(n),
-        _ => Err(format!("the header has no valid {what} (1..=16384)")),
+    let (width, height) = match (width, height) {
+        (Some(w), Some(h)) => (w, h),
+        (None, _) => return Err("the header has no valid width W".into()),
+        (_, None) => return Err("the header has no valid height H".into()),
     };
+    let (width, height) = crate::frame::check_size(width, height).map_err(|e| e.to_string())?;
     Ok(Y4mHeader {
-        width: side(width, "width W")?,
-        height: side(height, "height H")?,
+        width,
+        height,
         fps,
         chroma,
     })
@@ -278,5 +280,25 @@ mod tests {
             .unwrap_err()
             .contains("width"));
         assert!(parse_header(b"RIFF....").unwrap_err().contains("YUV4MPEG2"));
+    }
+
+    #[test]
+    fn y4m_header_with_a_multibyte_tag_is_read_not_a_panic() {
+        // Issue 15: a tag starting with a multi-byte character panicked the main thread.
+        let h = parse_header("YUV4MPEG2 W64 H48 \u{e9}t\u{e9} \u{1f600}".as_bytes()).unwrap();
+        assert_eq!((h.width, h.height), (64, 48));
+        let e = parse_header("YUV4MPEG2 W\u{e9} H48".as_bytes()).unwrap_err();
+        assert!(e.contains("width"), "{e}");
+    }
+
+    #[test]
+    fn y4m_frame_sizes_past_the_memory_bound_are_refused() {
+        let e = parse_header(b"YUV4MPEG2 W16384 H16384").unwrap_err();
+        assert!(
+            e.contains("16384x16384") && e.contains("scale it down"),
+            "{e}"
+        );
+        let e = parse_header(b"YUV4MPEG2 W99999999999999999999 H480").unwrap_err();
+        assert!(e.contains("width"), "{e}");
     }
 }
