@@ -200,6 +200,20 @@ impl Rect {
         Rect { x, y, w, h }
     }
 
+    /// Parses `x,y,w,h` in whole pixels (x and y may be negative; w and h at least 1), as `--box`
+    /// takes it.
+    pub fn parse(s: &str) -> Result<Rect, String> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        let nums: Option<Vec<i32>> = parts.iter().map(|p| p.parse().ok()).collect();
+        match nums.as_deref() {
+            Some(&[x, y, w, h]) if w > 0 && h > 0 => Ok(Rect::new(x, y, w, h)),
+            Some(&[_, _, _, _]) => Err(format!("{s:?}: width and height must be at least 1")),
+            _ => Err(format!(
+                "{s:?}: expected a box as x,y,w,h in whole pixels, e.g. 170,60,120,90"
+            )),
+        }
+    }
+
     /// The box as `[x, y, w, h]`, the order OpenCV and the JSON output use.
     pub fn to_array(self) -> [i32; 4] {
         [self.x, self.y, self.w, self.h]

@@ -454,6 +454,30 @@ fn configurations_that_cannot_work_refuse_to_start() {
             "unknown field `confirm`",
         ],
     );
+    // Issue 15: --fps 1e-20 passed the CLI's own check and panicked the source thread.
+    let o = emotiond(
+        &[
+            "run",
+            "--source",
+            "images:tests/data/replay",
+            "--fps",
+            "1e-20",
+        ],
+        &root(),
+    );
+    assert_fails(&o, &["--fps", "0.1 to 1000 frames per second"]);
+    let file = write("lines.txt", "");
+    let o = emotiond(
+        &[
+            "run",
+            "--source",
+            "images:tests/data/replay",
+            "--serial",
+            &file,
+        ],
+        &root(),
+    );
+    assert_fails(&o, &["lines.txt", "regular file", "--serial -"]);
     let model = write(
         "model.toml",
         "[classify]\nmodel = \"/nonexistent/emotions.tflite\"\n",

@@ -117,6 +117,41 @@ pub enum CropError {
     BadOffsets(f32, f32),
 }
 
+fn pair<T: std::str::FromStr>(s: &str) -> Option<(T, T)> {
+    let (a, b) = s.split_once(',')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+impl Offsets {
+    /// Parses pixel margins `X,Y` (whole pixels 0..=1000), as `--offsets` takes them.
+    pub fn parse_pixels(s: &str) -> Result<Offsets, String> {
+        match pair::<i32>(s) {
+            Some((x, y)) if (0..=1000).contains(&x) && (0..=1000).contains(&y) => {
+                Ok(Offsets::Pixels { x, y })
+            }
+            _ => Err(format!(
+                "{s:?}: expected two whole pixel counts 0..=1000 as X,Y, e.g. 10,10"
+            )),
+        }
+    }
+
+    /// Parses proportional margins `FX,FY` (fractions 0..=2), as `--relative-offsets` takes them.
+    pub fn parse_fractions(s: &str) -> Result<Offsets, String> {
+        match pair::<f32>(s) {
+            Some((x, y))
+                if [x, y]
+                    .iter()
+                    .all(|v| v.is_finite() && (0.0..=2.0).contains(v)) =>
+            {
+                Ok(Offsets::Proportional { x, y })
+            }
+            _ => Err(format!(
+                "{s:?}: expected two fractions 0..=2 as FX,FY, e.g. 0.1,0.1"
+            )),
+        }
+    }
+}
+
 /// The pixel rectangle a box turns into, in image coordinates (it may reach outside the image;
 /// those pixels take the pad value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

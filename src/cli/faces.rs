@@ -84,46 +84,23 @@ impl ModelArgs {
     }
 }
 
-fn pair<T: std::str::FromStr>(s: &str) -> Option<(T, T)> {
-    let (a, b) = s.split_once(',')?;
-    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
-}
-
 fn parse_pixel_offsets(s: &str) -> Result<(i32, i32), String> {
-    match pair::<i32>(s) {
-        Some((x, y)) if (0..=1000).contains(&x) && (0..=1000).contains(&y) => Ok((x, y)),
-        _ => Err(format!(
-            "{s:?}: expected two whole pixel counts 0..=1000 as X,Y, e.g. 10,10"
-        )),
+    match Offsets::parse_pixels(s)? {
+        Offsets::Pixels { x, y } => Ok((x, y)),
+        Offsets::Proportional { .. } => unreachable!("parse_pixels gives pixels"),
     }
 }
 
 fn parse_relative_offsets(s: &str) -> Result<(f32, f32), String> {
-    match pair::<f32>(s) {
-        Some((x, y))
-            if [x, y]
-                .iter()
-                .all(|v| v.is_finite() && (0.0..=2.0).contains(v)) =>
-        {
-            Ok((x, y))
-        }
-        _ => Err(format!(
-            "{s:?}: expected two fractions 0..=2 as FX,FY, e.g. 0.1,0.1"
-        )),
+    match Offsets::parse_fractions(s)? {
+        Offsets::Proportional { x, y } => Ok((x, y)),
+        Offsets::Pixels { .. } => unreachable!("parse_fractions gives fractions"),
     }
 }
 
 /// Parses `x,y,w,h` (whole pixels; x and y may be negative).
 pub fn parse_box(s: &str) -> Result<Rect, String> {
-    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
-    let nums: Option<Vec<i32>> = parts.iter().map(|p| p.parse().ok()).collect();
-    match nums.as_deref() {
-        Some(&[x, y, w, h]) if w > 0 && h > 0 => Ok(Rect::new(x, y, w, h)),
-        Some(&[_, _, _, _]) => Err(format!("{s:?}: width and height must be at least 1")),
-        _ => Err(format!(
-            "{s:?}: expected a box as x,y,w,h in whole pixels, e.g. 170,60,120,90"
-        )),
-    }
+    Rect::parse(s)
 }
 
 /// Prints results as JSON (`--json`) or as a table.

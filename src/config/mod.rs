@@ -472,6 +472,13 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
 /// Checks between keys, which a single value's reader cannot see.
 fn cross_checks(c: &Config, text: &str) -> Vec<ConfigIssue> {
     let mut issues = Vec::new();
+    let src = &c.source;
+    if let Err(e) = crate::frame::check_size(u64::from(src.width), u64::from(src.height)) {
+        issues.push(ConfigIssue {
+            line: line_of_key(text, "height").or_else(|| line_of_key(text, "width")),
+            message: format!("source.width x source.height: {e}"),
+        });
+    }
     let d = &c.detect;
     if d.max_size != 0 && d.max_size < d.min_size {
         issues.push(ConfigIssue {

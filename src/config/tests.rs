@@ -200,3 +200,26 @@ fn detector_threads_are_checked() {
     assert!(got[0].1.contains("0 (one per core) to 256"), "{}", got[0].1);
     assert_eq!(issues("[detect]\nthreads = -1\n").len(), 1);
 }
+
+#[test]
+fn absurd_source_and_face_sizes_are_refused_where_they_are_set() {
+    // Issue 15: fps = 1e-20 passed and panicked the source thread.
+    for (text, needle) in [
+        ("[source]\nfps = 1e-20\n", "0.1 to 1000"),
+        ("[source]\nfps = -3\n", "0.1 to 1000"),
+        ("[source]\nfps = nan\n", "0.1 to 1000"),
+        ("[source]\nwidth = 0\n", "16 to 8192"),
+        ("[source]\nheight = 100000\n", "16 to 8192"),
+        ("[detect]\nmin_size = 99999\n", "0 (no limit) to 8192"),
+    ] {
+        let got = issues(text);
+        assert_eq!(got.len(), 1, "{text}: {got:#?}");
+        assert_eq!(got[0].0, Some(2), "{text}");
+        assert!(got[0].1.contains(needle), "{text}: {}", got[0].1);
+    }
+    let got = issues("[source]\nwidth = 8192\nheight = 8192\n");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].0, Some(3));
+    assert!(got[0].1.contains("8192x8192"), "{}", got[0].1);
+    assert!(Config::parse("[source]\nfps = 0\n", Path::new("t.toml")).is_ok());
+}

@@ -193,6 +193,58 @@ impl Encoder {
     }
 }
 
+/// A text line read back by README's grammar: `emotiond/1 KIND key=value ... *CS`, where a value
+/// holding a space is in double quotes (and never holds one itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextLine<'a> {
+    /// The protocol version after `emotiond/`.
+    pub version: &'a str,
+    /// The event type.
+    pub kind: &'a str,
+    /// The fields in order, values without their quotes.
+    pub fields: Vec<(&'a str, &'a str)>,
+}
+
+/// Reads a text line: `None` unless its checksum is right and it follows the grammar.
+pub fn parse_text(line: &str) -> Option<TextLine<'_>> {
+    let body = verify(line)?;
+    let rest = body.strip_prefix("emotiond/")?;
+    let (version, rest) = rest.split_once(' ')?;
+    let (kind, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    if kind.is_empty() {
+        return None;
+    }
+    let mut fields = Vec::new();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        if key.is_empty() || key.contains(' ') {
+            return None;
+        }
+        let (value, next) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let (value, next) = quoted.split_once('"')?;
+                // After a closing quote: the end, or a space and the next field.
+                match next.strip_prefix(' ') {
+                    Some(n) => (value, n),
+                    None if next.is_empty() => (value, ""),
+                    None => return None,
+                }
+            }
+            None => after.split_once(' ').unwrap_or((after, "")),
+        };
+        if value.contains('"') {
+            return None;
+        }
+        fields.push((key, value));
+        rest = next;
+    }
+    Some(TextLine {
+        version,
+        kind,
+        fields,
+    })
+}
+
 /// XOR of every byte of `s`.
 pub fn checksum(s: &str) -> u8 {
     s.bytes().fold(0, |a, b| a ^ b)
@@ -243,6 +295,22 @@ mod tests {
             "{line}"
         );
         assert_eq!(line.matches('\n').count(), 1);
+    }
+
+    #[test]
+    fn text_lines_read_back_by_the_grammar() {
+        let mut enc = Encoder::new(SerialFormat::Text);
+        let e = Event::new("source")
+            .with("state", Value::Str("lost"))
+            .with("reason", Value::Str("device gone"))
+            .with("empty", Value::Str(""));
+        let t = parse_text(enc.encode(&e)).unwrap();
+        assert_eq!((t.version, t.kind), ("1", "source"));
+        assert_eq!(
+            t.fields,
+            [("state", "lost"), ("reason", "device gone"), ("empty", "")]
+        );
+        assert!(parse_text("emotiond/1 face x=\"open *00").is_none());
     }
 
     #[test]

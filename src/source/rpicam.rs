@@ -69,6 +69,12 @@ impl RpicamSource {
                 ),
             });
         }
+        crate::frame::check_size(u64::from(request.width), u64::from(request.height)).map_err(
+            |e| SourceError::Open {
+                source_name: "rpicam".into(),
+                reason: format!("{e} (set source.width and source.height)"),
+            },
+        )?;
         let chroma = vec![0; 2 * (request.width as usize / 2) * (request.height as usize / 2)];
         let mut s = RpicamSource {
             request,

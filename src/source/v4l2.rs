@@ -184,6 +184,13 @@ impl V4l2Source {
                 got.height
             );
         }
+        // The driver's size, not the one asked for, is what each frame will be.
+        crate::frame::check_size(u64::from(got.width), u64::from(got.height)).map_err(|e| {
+            SourceError::Open {
+                source_name: self.name.clone(),
+                reason: format!("the driver gives {e} (set source.width and source.height)"),
+            }
+        })?;
         let mut stream = Stream::with_buffers(&dev, Type::VideoCapture, 4)
             .map_err(|e| self.open_err("VIDIOC_REQBUFS", e))?;
         stream.set_timeout(FRAME_TIMEOUT);
