@@ -200,3 +200,26 @@ fn detector_threads_are_checked() {
     assert!(got[0].1.contains("0 (one per core) to 256"), "{}", got[0].1);
     assert_eq!(issues("[detect]\nthreads = -1\n").len(), 1);
 }
+
+#[test]
+fn http_off_loopback_needs_a_token_file() {
+    let err = Config::parse(
+        "[http]\npreview = true\nlisten = \"0.0.0.0:8088\"\n",
+        Path::new("k.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("k.toml:3: http.listen 0.0.0.0:8088"),
+        "{err}"
+    );
+    assert!(err.contains("set http.token_file"), "{err}");
+    let c = Config::parse(
+        "[http]\nlisten = \"0.0.0.0:8088\"\ntoken_file = \"/etc/emotiond/http-token\"\n",
+        Path::new("k.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.http.listen, Some("0.0.0.0:8088".parse().unwrap()));
+    let c = Config::parse("[http]\nlisten = \"127.0.0.1:8088\"\n", Path::new("k.toml")).unwrap();
+    assert!(!c.http.preview);
+}

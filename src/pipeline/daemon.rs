@@ -86,7 +86,7 @@ pub struct RunOptions {
 pub struct Outputs {
     /// The LEDs, if any.
     pub leds: Option<LedController>,
-    /// Where protocol events go: the serial line, MQTT, the local socket.
+    /// Where protocol events go: the serial line, MQTT, the local socket, the web API.
     pub sinks: Fanout,
 }
 
@@ -305,9 +305,11 @@ pub fn run(
                 if let Err(e) = pipeline.process(&frame) {
                     break Err(e.into());
                 }
-                let _ = free_tx.send(frame);
                 report(&mut out, &pipeline, frame_no);
                 latency.push(captured.elapsed());
+                // Before the buffer goes back: a sink that waits for a picture copies it here.
+                out.sinks.frame(&frame, pipeline.tracker());
+                let _ = free_tx.send(frame);
             }
             Some(Msg::End) => {
                 ended = true;
