@@ -279,6 +279,9 @@ pub fn run(
     // From the source handing a frame over to its events written out.
     let mut latency = stats::Latencies::default();
 
+    // The frame just processed, until the sinks have seen it.
+    let mut processed: Option<GrayFrame> = None;
+
     let result = loop {
         if opts.stop.load(Ordering::Relaxed) {
             break Ok(StopReason::Signal);
@@ -307,9 +310,7 @@ pub fn run(
                 }
                 report(&mut out, &pipeline, frame_no);
                 latency.push(captured.elapsed());
-                // Before the buffer goes back: a sink that waits for a picture copies it here.
-                out.sinks.frame(&frame, pipeline.tracker());
-                let _ = free_tx.send(frame);
+                processed = Some(frame);
             }
             Some(Msg::End) => {
                 ended = true;
@@ -355,6 +356,12 @@ pub fn run(
             .driving(cfg.track.drive)
             .map(|t| (t.label, t.smoothed.get(t.label)));
         out.sinks.state(driving);
+        if let Some(frame) = processed.take() {
+            // After the state, so a sink sees the faces and the driving state of the same frame;
+            // before the buffer goes back, so a sink that waits for a picture can copy it.
+            out.sinks.frame(&frame, pipeline.tracker());
+            let _ = free_tx.send(frame);
+        }
         let state = match driving {
             Some((label, conf)) => LedState::Emotion(label, conf),
             None => LedState::Idle,

@@ -91,8 +91,13 @@
 
   const events = new EventSource("/events" + q);
   events.onopen = () => { $("connection").textContent = "live"; };
+  // When emotiond stops or restarts, EventSource connects again by itself (every 2 s).
   events.onerror = () => { $("connection").textContent = "reconnecting…"; };
-  events.onmessage = (m) => log(JSON.parse(m.data));
+  events.onmessage = (m) => {
+    const e = JSON.parse(m.data);
+    if (e.type === "start") $("source").textContent = e.source;
+    log(e);
+  };
   events.addEventListener("faces", (m) => {
     const f = JSON.parse(m.data);
     show(f.driving.emotion, f.driving.conf);
