@@ -498,3 +498,31 @@ fn bad_clients_are_answered_or_dropped_and_the_run_goes_on() {
     assert!(log.contains("turned away"), "{log}");
     drop(stuck);
 }
+
+#[test]
+fn a_port_in_use_or_a_bad_address_stops_the_start_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = daemon(&["--source", "images:tests/data/replay", "--serial", "-"])
+        .args(["--once", "--leds", "none", "--http", &addr])
+        .output()
+        .unwrap();
+    common::assert_fails(
+        &out,
+        &[&format!("http.listen {addr}: cannot listen"), "in use"],
+    );
+    let out = daemon(&["--http", "localhost:8088"]).output().unwrap();
+    common::assert_fails(
+        &out,
+        &["http.listen \"localhost:8088\"", "e.g. \"127.0.0.1:8088\""],
+    );
+    let out = daemon(&[
+        "--source",
+        "images:tests/data/replay",
+        "--http",
+        "0.0.0.0:0",
+    ])
+    .output()
+    .unwrap();
+    common::assert_fails(&out, &["http.listen 0.0.0.0:0", "set http.token_file"]);
+}

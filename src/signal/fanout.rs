@@ -205,6 +205,20 @@ impl Fanout {
     }
 }
 
+/// Hands `event` to `take` in both forms, as the fan-out hands it to a sink (for the sinks' tests).
+#[cfg(test)]
+pub(crate) fn with_lines<R>(event: &Event<'_>, take: impl FnOnce(&Lines<'_>) -> R) -> R {
+    let (mut text, mut json) = (
+        Encoder::new(SerialFormat::Text),
+        Encoder::new(SerialFormat::Json),
+    );
+    take(&Lines {
+        event,
+        text: text.encode(event),
+        json: json.encode(event),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};

@@ -74,19 +74,11 @@ fn face_of(lines: &Lines<'_>) -> Option<(i64, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SerialFormat;
-    use crate::signal::protocol::{Encoder, Event};
+    use crate::signal::fanout::with_lines;
+    use crate::signal::protocol::Event;
 
     fn feed(snap: &mut FaceSnapshot, event: &Event<'_>) {
-        let (mut text, mut json) = (
-            Encoder::new(SerialFormat::Text),
-            Encoder::new(SerialFormat::Json),
-        );
-        snap.update(&Lines {
-            event,
-            text: text.encode(event),
-            json: json.encode(event),
-        });
+        with_lines(event, |lines| snap.update(lines));
     }
 
     fn face(id: i64, what: &'static str) -> Event<'static> {

@@ -299,20 +299,12 @@ mod tests {
     use std::io::{BufRead, BufReader};
 
     use super::*;
-    use crate::config::SerialFormat;
-    use crate::signal::protocol::{Encoder, Event, Value};
+    use crate::signal::fanout::with_lines;
+    use crate::signal::protocol::{Event, Value};
 
     /// Hands `event` to `sink` as the fan-out does.
     fn emit(sink: &mut SocketSink, event: &Event<'_>) {
-        let (mut text, mut json) = (
-            Encoder::new(SerialFormat::Text),
-            Encoder::new(SerialFormat::Json),
-        );
-        sink.event(&Lines {
-            event,
-            text: text.encode(event),
-            json: json.encode(event),
-        });
+        with_lines(event, |lines| sink.event(lines));
     }
 
     fn face(id: i64, what: &'static str) -> Event<'static> {

@@ -462,20 +462,11 @@ mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
 
     use super::*;
-    use crate::config::SerialFormat;
-    use crate::signal::protocol::Encoder;
+    use crate::signal::fanout::with_lines;
 
     /// Hands `event` to `sink` as the fan-out does.
     fn emit(sink: &mut HttpSink, event: &Event<'_>) {
-        let (mut text, mut json) = (
-            Encoder::new(SerialFormat::Text),
-            Encoder::new(SerialFormat::Json),
-        );
-        sink.event(&Lines {
-            event,
-            text: text.encode(event),
-            json: json.encode(event),
-        });
+        with_lines(event, |lines| sink.event(lines));
     }
 
     fn loopback() -> HttpConfig {

@@ -236,6 +236,7 @@ fn unavailable(stream: &TcpStream, why: String, head_only: bool) -> io::Result<(
 /// `/status`: the latest `status` event's figures (null before the first), and what the sink
 /// knows now.
 fn status_json(shared: &Shared) -> serde_json::Value {
+    let temp_c = crate::pipeline::stats::cpu_temperature().map(|t| super::round(t, 1));
     let s = shared.lock();
     let status: Option<serde_json::Value> = s
         .status
@@ -256,7 +257,7 @@ fn status_json(shared: &Shared) -> serde_json::Value {
         "faces": s.snapshot.len(),
         "tracks": super::faces_json(&s.faces),
         "leds": super::driving_json(s.driving),
-        "temp_c": crate::pipeline::stats::cpu_temperature().map(|t| super::round(t, 1)),
+        "temp_c": temp_c,
         "preview": shared.preview_on,
         "sse_clients": shared.sse.load(Ordering::Acquire),
     });
