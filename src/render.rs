@@ -1,5 +1,6 @@
-//! Drawing for the report images (`eval --png`, `explain`): an RGB canvas that embedded-graphics
-//! draws text on, filled boxes, colour maps and a colour scale.
+//! Drawing for the report images (`eval --png`, `explain`) and the web API's preview: an RGB
+//! canvas that embedded-graphics draws text on, filled and outlined boxes, colour maps and a
+//! colour scale.
 
 use std::convert::Infallible;
 
@@ -8,6 +9,8 @@ use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
 use embedded_graphics::text::{Alignment, Baseline, Text, TextStyleBuilder};
 use image::{Rgb, RgbImage};
+
+use crate::frame::GrayFrame;
 
 pub use embedded_graphics::mono_font::ascii::{FONT_10X20, FONT_6X10, FONT_7X13, FONT_9X15_BOLD};
 pub use embedded_graphics::text::Alignment as Align;
@@ -51,6 +54,16 @@ impl Canvas {
         }
     }
 
+    /// A canvas showing `frame`, in gray.
+    pub fn from_gray(frame: &GrayFrame) -> Self {
+        let (w, h) = (frame.width() as u32, frame.height() as u32);
+        let mut image = RgbImage::new(w, h);
+        for (px, &v) in image.pixels_mut().zip(frame.pixels()) {
+            *px = Rgb([v, v, v]);
+        }
+        Self { image }
+    }
+
     /// The image drawn so far.
     pub fn into_image(self) -> RgbImage {
         self.image
@@ -72,6 +85,16 @@ impl Canvas {
                 self.image.put_pixel(px as u32, py as u32, Rgb(color));
             }
         }
+    }
+
+    /// Draws the edge of the box at (`x`, `y`) of `w` x `h` pixels, `thickness` pixels wide and
+    /// inside the box; parts outside the canvas are left out.
+    pub fn outline(&mut self, (x, y, w, h): (i64, i64, i64, i64), thickness: i64, color: [u8; 3]) {
+        let t = thickness.min(w).min(h).max(0);
+        self.fill(x, y, w, t, color);
+        self.fill(x, y + h - t, w, t, color);
+        self.fill(x, y, t, h, color);
+        self.fill(x + w - t, y, t, h, color);
     }
 
     /// Writes one line of `text` with its vertical middle at `y`; `x` is its left edge, centre or

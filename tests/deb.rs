@@ -64,6 +64,9 @@ fn the_package_holds_the_binary_models_config_and_docs() {
     has(DEFAULT_PATH, "644");
     has("/usr/share/doc/emotiond/README.md", "644");
     has("/usr/share/doc/emotiond/board.md", "644");
+    has("/usr/share/doc/emotiond/kiosk.md", "644");
+    has("/usr/share/emotiond/emotiond-network.conf", "644");
+    has("/usr/share/emotiond/emotiond-kiosk.conf", "644");
     // Every model file in models/ ships, the defaults among them, where find_model looks.
     let models: Vec<String> = std::fs::read_dir(root().join("models"))
         .unwrap()
@@ -87,7 +90,12 @@ fn the_package_holds_the_binary_models_config_and_docs() {
 }
 
 fn unit() -> Vec<(String, String)> {
-    std::fs::read_to_string(root().join("board/emotiond.service"))
+    settings("board/emotiond.service")
+}
+
+/// The `key=value` lines of a unit file or a drop-in.
+fn settings(file: &str) -> Vec<(String, String)> {
+    std::fs::read_to_string(root().join(file))
         .unwrap()
         .lines()
         .map(str::trim)
@@ -219,4 +227,38 @@ fn the_armhf_variant_is_the_same_package_with_plain_dependencies() {
     for key in ["assets", "systemd-units", "maintainer-scripts"] {
         assert!(!armhf.contains_key(key), "the variant overrides {key}");
     }
+}
+
+#[test]
+fn the_kiosk_drop_in_opens_loopback_and_nothing_else() {
+    let unit = unit();
+    let kiosk = settings("board/emotiond-kiosk.conf");
+    let value = |set: &[(String, String)], key: &str| -> Vec<String> {
+        set.iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(
+        value(&unit, "PrivateNetwork"),
+        ["yes"],
+        "the unit alone has no network"
+    );
+    assert_eq!(value(&unit, "IPAddressDeny"), ["any"]);
+    assert_eq!(value(&kiosk, "PrivateNetwork"), ["no"]);
+    assert_eq!(
+        value(&kiosk, "IPAddressAllow"),
+        ["localhost"],
+        "loopback only"
+    );
+    assert!(
+        value(&kiosk, "IPAddressDeny").is_empty(),
+        "the unit's deny-all stays"
+    );
+    let families = value(&kiosk, "RestrictAddressFamilies");
+    let families: Vec<&str> = families[0].split_whitespace().collect();
+    for f in ["AF_UNIX", "AF_NETLINK", "AF_INET", "AF_INET6"] {
+        assert!(families.contains(&f), "{f}: {families:?}");
+    }
+    assert_eq!(families.len(), 4, "{families:?}");
 }

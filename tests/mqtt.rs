@@ -12,19 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{daemon, stderr};
+use common::{daemon, scaled, stderr};
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use serde_json::Value;
-
-/// The bounds below, times `EMOTIOND_TEST_TIME_SCALE` (qemu runs).
-fn scaled(d: Duration) -> Duration {
-    let scale = std::env::var("EMOTIOND_TEST_TIME_SCALE")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 1.0)
-        .unwrap_or(1.0);
-    d.mul_f64(scale)
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -9,39 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use emotiond::source::still::load_gray;
-
-use common::{daemon, root};
-
-/// The replay's frames as one Y4M stream, in name order. Y4M frames share one size, so each picture
-/// is centred on a mid-gray canvas as large as the largest.
-fn replay_y4m() -> (Vec<u8>, Vec<Vec<u8>>) {
-    let mut names: Vec<_> = std::fs::read_dir(root().join("tests/data/replay"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "png"))
-        .collect();
-    names.sort();
-    let frames: Vec<_> = names.iter().map(|p| load_gray(p).unwrap()).collect();
-    let w = frames.iter().map(|f| f.width()).max().unwrap();
-    let h = frames.iter().map(|f| f.height()).max().unwrap();
-    let header = format!("YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 Cmono\n").into_bytes();
-    let bodies = frames
-        .iter()
-        .map(|f| {
-            let mut canvas = vec![128u8; w * h];
-            let (x0, y0) = ((w - f.width()) / 2, (h - f.height()) / 2);
-            for y in 0..f.height() {
-                let at = (y0 + y) * w + x0;
-                canvas[at..at + f.width()].copy_from_slice(f.row(y));
-            }
-            let mut b = b"FRAME\n".to_vec();
-            b.extend_from_slice(&canvas);
-            b
-        })
-        .collect();
-    (header, bodies)
-}
+use common::{daemon, replay_y4m};
 
 fn read_json(r: &mut BufReader<UnixStream>) -> Option<serde_json::Value> {
     let mut line = String::new();

@@ -15,6 +15,7 @@ use emotiond::config::{self, Config, SourceSpec};
 use emotiond::detect::{Cascade, Detector};
 use emotiond::pipeline::daemon::{self, Outputs, RunOptions};
 use emotiond::pipeline::Pipeline;
+use emotiond::signal::http::{self, HttpSink};
 use emotiond::signal::mqtt::{MqttSink, MqttUrl};
 use emotiond::signal::{open_leds, Fanout, RetryingSerial, SerialSink, SocketSink};
 
@@ -85,6 +86,10 @@ pub struct RunArgs {
     /// MQTT broker, mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (overrides mqtt.url).
     #[arg(long, value_name = "URL", value_parser = |s: &str| s.parse::<MqttUrl>())]
     mqtt: Option<MqttUrl>,
+    /// The kiosk web API's address, e.g. 127.0.0.1:8088 (overrides http.listen; port 0 takes a
+    /// free one).
+    #[arg(long, value_name = "ADDR", value_parser = |s: &str| http::parse_listen(s))]
+    http: Option<std::net::SocketAddr>,
 }
 
 /// Builds the detector, classifier and tracker the configuration describes.
@@ -141,6 +146,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(url) = args.mqtt {
         cfg.mqtt.url = Some(url);
     }
+    if let Some(addr) = args.http {
+        cfg.http.listen = Some(addr);
+    }
     if let Some(fps) = args.fps {
         cfg.source.fps = fps;
     }
@@ -162,6 +170,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     if let Some(mqtt) = MqttSink::start(&cfg.mqtt)? {
         sinks.add(Box::new(mqtt));
+    }
+    if let Some(http) = HttpSink::start(&cfg.http)? {
+        sinks.add(Box::new(http));
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

@@ -42,6 +42,8 @@ pub struct Config {
     pub socket: crate::signal::socket::SocketConfig,
     /// MQTT to a broker (off while `url` is unset).
     pub mqtt: crate::signal::mqtt::MqttConfig,
+    /// The kiosk web API (off while `listen` is unset).
+    pub http: crate::signal::http::HttpConfig,
 }
 
 /// `[source]`: where frames come from.
@@ -493,6 +495,12 @@ fn cross_checks(c: &Config, text: &str) -> Vec<ConfigIssue> {
         issues.push(ConfigIssue {
             line: line_of_key(text, "relative_offsets"),
             message: "classify: set offsets or relative_offsets, not both".into(),
+        });
+    }
+    if let Some(message) = c.http.problem() {
+        issues.push(ConfigIssue {
+            line: line_of_key(text, "listen"),
+            message,
         });
     }
     let leds = &c.leds;

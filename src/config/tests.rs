@@ -223,3 +223,26 @@ fn absurd_source_and_face_sizes_are_refused_where_they_are_set() {
     assert!(got[0].1.contains("8192x8192"), "{}", got[0].1);
     assert!(Config::parse("[source]\nfps = 0\n", Path::new("t.toml")).is_ok());
 }
+
+#[test]
+fn http_off_loopback_needs_a_token_file() {
+    let err = Config::parse(
+        "[http]\npreview = true\nlisten = \"0.0.0.0:8088\"\n",
+        Path::new("k.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("k.toml:3: http.listen 0.0.0.0:8088"),
+        "{err}"
+    );
+    assert!(err.contains("set http.token_file"), "{err}");
+    let c = Config::parse(
+        "[http]\nlisten = \"0.0.0.0:8088\"\ntoken_file = \"/etc/emotiond/http-token\"\n",
+        Path::new("k.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.http.listen, Some("0.0.0.0:8088".parse().unwrap()));
+    let c = Config::parse("[http]\nlisten = \"127.0.0.1:8088\"\n", Path::new("k.toml")).unwrap();
+    assert!(!c.http.preview);
+}

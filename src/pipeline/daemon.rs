@@ -86,7 +86,7 @@ pub struct RunOptions {
 pub struct Outputs {
     /// The LEDs, if any.
     pub leds: Option<LedController>,
-    /// Where protocol events go: the serial line, MQTT, the local socket.
+    /// Where protocol events go: the serial line, MQTT, the local socket, the web API.
     pub sinks: Fanout,
 }
 
@@ -283,6 +283,9 @@ pub fn run(
     // From the source handing a frame over to its events written out.
     let mut latency = stats::Latencies::default();
 
+    // The frame just processed, until the sinks have seen it.
+    let mut processed: Option<GrayFrame> = None;
+
     let result = loop {
         if opts.stop.load(Ordering::Relaxed) {
             break Ok(StopReason::Signal);
@@ -309,9 +312,9 @@ pub fn run(
                 if let Err(e) = pipeline.process(&frame) {
                     break Err(e.into());
                 }
-                let _ = free_tx.send(frame);
                 report(&mut out, &pipeline, frame_no);
                 latency.push(captured.elapsed());
+                processed = Some(frame);
             }
             Some(Msg::End) => {
                 ended = true;
@@ -361,6 +364,12 @@ pub fn run(
             .driving(cfg.track.drive)
             .map(|t| (t.label, t.smoothed.get(t.label)));
         out.sinks.state(driving);
+        if let Some(frame) = processed.take() {
+            // After the state, so a sink sees the faces and the driving state of the same frame;
+            // before the buffer goes back, so a sink that waits for a picture can copy it.
+            out.sinks.frame(&frame, pipeline.tracker());
+            let _ = free_tx.send(frame);
+        }
         let state = match driving {
             Some((label, conf)) => LedState::Emotion(label, conf),
             None if ended => LedState::Off,

@@ -1,5 +1,5 @@
-//! Signals out: LEDs, the protocol's event sinks (the serial line, MQTT, a local socket), and the
-//! log.
+//! Signals out: LEDs, the protocol's event sinks (the serial line, MQTT, a local socket, a web API),
+//! and the log.
 //!
 //! - [`leds`]: what the LEDs should show ([`LedController`]) and the hardware edge ([`LedDriver`]),
 //!   with backends for a Raspberry Pi (`rppal`), any Linux GPIO character device (`gpiocdev`,
@@ -10,6 +10,9 @@
 //! - [`serial`]: where protocol lines go (a tty through `rppal::uart`, or standard output), with
 //!   retries when a port fails.
 //! - [`socket`]: the local event socket, JSON lines to any number of readers on the same machine.
+//! - [`http`]: the kiosk web API: Server-Sent Events, status, an annotated preview and a page.
+//! - [`snapshot`]: the faces being followed, which the socket and `/events` send a new reader
+//!   first.
 //!
 //! The log (`log` crate, stderr) never carries protocol lines, and the protocol never carries log
 //! lines, so a program reading the serial line sees only the grammar in README.md.
@@ -22,14 +25,17 @@
 
 pub mod backends;
 pub mod fanout;
+pub mod http;
 pub mod leds;
 pub mod mqtt;
 pub mod protocol;
 pub mod serial;
+pub mod snapshot;
 pub mod socket;
 
 pub use backends::open_leds;
-pub use fanout::{EventSink, Fanout, Lines};
+pub use fanout::{EventSink, FaceBox, Fanout, Lines};
+pub use http::{HttpConfig, HttpSink};
 pub use leds::{LedController, LedDriver, LedError, LedLine, LedState};
 pub use protocol::{Encoder, Event};
 pub use serial::{LineSink, RetryingSerial, SerialSink};

@@ -4,7 +4,6 @@
 //! every face being followed. Writes never wait: a reader that falls [`BACKLOG`] bytes behind (one
 //! that stopped reading) is dropped and logged, and the pipeline goes on.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -18,7 +17,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use super::fanout::{EventSink, Lines};
-use super::protocol::Value;
+use super::snapshot::FaceSnapshot;
 
 /// Where the packaged service puts the socket: its `RuntimeDirectory=`.
 pub const DEFAULT_SOCKET: &str = "/run/emotiond/events.sock";
@@ -119,8 +118,8 @@ impl Reader {
 #[derive(Default)]
 struct Shared {
     readers: Vec<Reader>,
-    /// The latest `face` JSON line of each face still followed, by id: the snapshot.
-    faces: BTreeMap<i64, String>,
+    /// The latest `face` JSON line of each face still followed: the snapshot.
+    faces: FaceSnapshot,
     accepted: u64,
 }
 
@@ -247,34 +246,13 @@ fn accept(listener: UnixListener, shared: &Mutex<Shared>, closing: &AtomicBool) 
             pending: Vec::with_capacity(4096),
         };
         // Under the lock, so no event falls between the snapshot and the stream.
-        let head = format!(
-            "{{\"v\":1,\"type\":\"snapshot\",\"faces\":{}}}\n",
-            s.faces.len()
-        );
-        let snapshot_sent = reader.offer(head.as_bytes())
-            && s.faces.values().all(|line| reader.offer(line.as_bytes()));
+        let snapshot_sent = reader.offer(s.faces.head().as_bytes())
+            && s.faces.lines().all(|line| reader.offer(line.as_bytes()));
         if snapshot_sent {
             log::info!("socket reader {} connected", reader.no);
             s.readers.push(reader);
         }
     }
-}
-
-/// The `id` of a `face` event and whether it says the face is lost.
-fn face_of(lines: &Lines<'_>) -> Option<(i64, bool)> {
-    if lines.event.kind != "face" {
-        return None;
-    }
-    let mut id = None;
-    let mut lost = false;
-    for (key, value) in &lines.event.fields {
-        match (*key, value) {
-            ("id", Value::Int(v)) => id = Some(*v),
-            ("event", Value::Str(s)) => lost = *s == "lost",
-            _ => {}
-        }
-    }
-    id.map(|id| (id, lost))
 }
 
 impl EventSink for SocketSink {
@@ -284,17 +262,7 @@ impl EventSink for SocketSink {
 
     fn event(&mut self, lines: &Lines<'_>) {
         let mut s = lock(&self.shared);
-        match face_of(lines) {
-            Some((id, true)) => {
-                s.faces.remove(&id);
-            }
-            Some((id, false)) => {
-                let line = s.faces.entry(id).or_default();
-                line.clear();
-                line.push_str(lines.json);
-            }
-            None => {}
-        }
+        s.faces.update(lines);
         let json = lines.json.as_bytes();
         s.readers.retain_mut(|r| r.offer(json));
     }
@@ -331,20 +299,12 @@ mod tests {
     use std::io::{BufRead, BufReader};
 
     use super::*;
-    use crate::config::SerialFormat;
-    use crate::signal::protocol::{Encoder, Event};
+    use crate::signal::fanout::with_lines;
+    use crate::signal::protocol::{Event, Value};
 
     /// Hands `event` to `sink` as the fan-out does.
     fn emit(sink: &mut SocketSink, event: &Event<'_>) {
-        let (mut text, mut json) = (
-            Encoder::new(SerialFormat::Text),
-            Encoder::new(SerialFormat::Json),
-        );
-        sink.event(&Lines {
-            event,
-            text: text.encode(event),
-            json: json.encode(event),
-        });
+        with_lines(event, |lines| sink.event(lines));
     }
 
     fn face(id: i64, what: &'static str) -> Event<'static> {
