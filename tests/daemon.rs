@@ -608,14 +608,14 @@ fn cameras_lists_devices_or_says_there_are_none() {
 /// (0.5 s) for standard output. Returns the child, the pipe's read end (kept open) and the log.
 fn start_with_stdout_stuck(
     dir: &std::path::Path,
-) -> (Child, std::io::PipeReader, std::path::PathBuf) {
+) -> (Child, std::os::fd::OwnedFd, std::path::PathBuf) {
     let cfg = dir.join("c.toml");
     std::fs::write(
         &cfg,
         "[serial]\nstatus_interval = 0.05\n[leds]\nbackend = \"log\"\n",
     )
     .unwrap();
-    let (reader, writer) = std::io::pipe().unwrap();
+    let (reader, writer) = nix::unistd::pipe().unwrap();
     nix::fcntl::fcntl(&writer, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
     let log = dir.join("log");
     let child = daemon(&[
