@@ -224,11 +224,12 @@ fn stop(mut child: Child, mut out: BufReader<ChildStdout>) -> (Duration, Output,
     (took, child.wait_with_output().unwrap(), tail)
 }
 
-/// Reads stdout lines until one contains `needle` (or 20 s pass); returns all read so far.
+/// Reads stdout lines until one contains `needle` (or 20 s pass, times the emulation scale);
+/// returns all read so far.
 fn read_until(out: &mut impl BufRead, needle: &str) -> Vec<String> {
     let mut lines = Vec::new();
     let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(20) {
+    while t.elapsed() < stop_bound() * 20 {
         let mut l = String::new();
         if out.read_line(&mut l).unwrap() == 0 {
             break;
