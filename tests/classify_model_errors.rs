@@ -60,15 +60,37 @@ fn a_wrong_class_count_is_refused() {
 }
 
 #[test]
-fn an_int8_interface_is_refused() {
+fn an_int8_graph_with_operators_the_int8_runtime_lacks_is_refused_naming_one() {
     let err = load_err(&data("tests/data/models/int8_io.tflite"));
-    assert!(
-        matches!(
-            err,
-            ModelError::WrongShape { .. } | ModelError::Unsupported { .. }
+    assert!(matches!(err, ModelError::Int8 { .. }), "{err}");
+    assert!(err.to_string().contains("AVERAGE_POOL_2D"), "{err}");
+}
+
+/// Each broken copy of the shipped int8 model (scripts/make-test-models.py) names the tensor at
+/// fault and what is wrong with it.
+#[test]
+fn broken_int8_models_name_the_tensor() {
+    let cases = [
+        (
+            "int8_zero_scale.tflite",
+            "quantization scale 0 is not a positive number",
         ),
-        "{err}"
-    );
+        (
+            "int8_no_quantization.tflite",
+            "has no quantization parameters",
+        ),
+        (
+            "int8_float_output.tflite",
+            "its type is FLOAT32, INT8 expected",
+        ),
+    ];
+    for (file, needle) in cases {
+        let err = load_err(&data(&format!("tests/data/models/{file}")));
+        let text = err.to_string();
+        assert!(matches!(err, ModelError::Int8 { .. }), "{file}: {text}");
+        assert!(text.contains("tensor "), "{file}: {text}");
+        assert!(text.contains(needle), "{file}: {text}");
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! keep their buffers between faces.
 
 pub mod crop;
+pub mod int8;
 pub mod model;
 
 use std::fmt;

@@ -10,6 +10,7 @@ use tract_tflite::internal::{OutletId, TypedFact, TypedNode, TypedOp};
 use tract_tflite::prelude::*;
 
 use super::crop::INPUT_SIDE;
+use super::int8::{self, Int8Error, Int8Graph, Quant};
 use super::CLASS_COUNT;
 
 /// Why a model cannot be loaded or run.
@@ -46,6 +47,14 @@ pub enum ModelError {
         path: PathBuf,
         /// What was found.
         what: String,
+    },
+    /// An int8 model whose tensors or operators emotiond's int8 runtime cannot take.
+    #[error("emotion model {path}: int8 graph: {source}; emotiond runs int8 models made by scripts/convert-model --int8 (int8 input and logits, CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D and ADD)")]
+    Int8 {
+        /// The model file.
+        path: PathBuf,
+        /// The tensor or operator at fault.
+        source: Int8Error,
     },
     /// Running the graph failed.
     #[error("running the emotion model failed: {0}")]
@@ -89,8 +98,19 @@ impl Translate<TypedFact, Box<dyn TypedOp>, TypedFact, Box<dyn TypedOp>> for Reb
 pub struct EmotionModel {
     path: PathBuf,
     state: TypedSimpleState,
+    /// The f32 faces [`EmotionModel::with_input`] fills (the network's input, for a float model).
     input: Arc<Tensor>,
     batch: usize,
+    int8: Option<Int8Run>,
+}
+
+/// What an int8 model needs around its graph: the quantized input and the logits' arithmetic.
+#[derive(Debug, Clone)]
+struct Int8Run {
+    input: Arc<Tensor>,
+    input_quant: Quant,
+    output_quant: Quant,
+    positions: usize,
 }
 
 impl std::fmt::Debug for EmotionModel {
@@ -138,6 +158,9 @@ impl EmotionModel {
             path: path.to_path_buf(),
             reason: chain(&e),
         };
+        if tract_tflite::tflite::root_as_model(bytes).is_ok() && int8::has_int8_input(bytes) {
+            return Self::int8_from_bytes(path, bytes, batch);
+        }
         let wrong = |what: String| ModelError::WrongShape {
             path: path.to_path_buf(),
             what,
@@ -196,7 +219,44 @@ impl EmotionModel {
             state,
             input: Arc::new(input),
             batch,
+            int8: None,
         })
+    }
+
+    fn int8_from_bytes(path: &Path, bytes: &[u8], batch: usize) -> Result<Self, ModelError> {
+        let unsupported = |e: TractError| ModelError::Unsupported {
+            path: path.to_path_buf(),
+            reason: chain(&e),
+        };
+        let graph =
+            Int8Graph::from_flatbuffer(bytes, batch).map_err(|source| ModelError::Int8 {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let plan = graph
+            .model
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(unsupported)?;
+        let state = plan.spawn().map_err(unsupported)?;
+        let shape = [batch, INPUT_SIDE, INPUT_SIDE, 1];
+        Ok(Self {
+            path: path.to_path_buf(),
+            state,
+            input: Arc::new(Tensor::zero::<f32>(&shape).map_err(unsupported)?),
+            batch,
+            int8: Some(Int8Run {
+                input: Arc::new(Tensor::zero::<i8>(&shape).map_err(unsupported)?),
+                input_quant: graph.input,
+                output_quant: graph.output,
+                positions: graph.positions,
+            }),
+        })
+    }
+
+    /// Whether the model is the full-int8 graph (run by emotiond's integer ops) rather than float.
+    pub fn is_int8(&self) -> bool {
+        self.int8.is_some()
     }
 
     /// A second model over the same optimised graph, with run state of its own, for classifying on
@@ -212,6 +272,10 @@ impl EmotionModel {
             state,
             input: Arc::new(self.input.as_ref().clone()),
             batch: self.batch,
+            int8: self.int8.as_ref().map(|run| Int8Run {
+                input: Arc::new(run.input.as_ref().clone()),
+                ..run.clone()
+            }),
         })
     }
 
@@ -248,6 +312,9 @@ impl EmotionModel {
     /// `probs`, which holds at most [`EmotionModel::batch`] entries (the rest of the batch is
     /// computed and not read).
     pub fn run_batch(&mut self, probs: &mut [[f32; CLASS_COUNT]]) -> Result<(), ModelError> {
+        if self.int8.is_some() {
+            return self.run_batch_int8(probs);
+        }
         let result = self
             .state
             .run(tvec!(TValue::from_const(self.input.clone())));
@@ -272,6 +339,76 @@ impl EmotionModel {
             }
         }
         Ok(())
+    }
+}
+
+impl EmotionModel {
+    /// Quantizes the input buffer and runs the int8 graph; the logits of the whole batch.
+    fn run_int8(&mut self) -> Result<TValue, ModelError> {
+        let Some(run) = self.int8.as_mut() else {
+            return Err(ModelError::Run("not an int8 model".into()));
+        };
+        let faces = self
+            .input
+            .try_as_plain_ram()
+            .and_then(|v| v.as_slice::<f32>())
+            .map_err(|e| ModelError::Run(chain(&e)))?;
+        {
+            let tensor = Arc::make_mut(&mut run.input);
+            let mut view = tensor
+                .as_plain_ram_mut()
+                .expect("a tensor made by Tensor::zero has plain storage");
+            let q = view.as_slice_mut::<i8>().expect("the int8 input is i8");
+            for (q, &x) in q.iter_mut().zip(faces) {
+                *q = run.input_quant.quantize(x);
+            }
+        }
+        let mut outputs = self
+            .state
+            .run(tvec!(TValue::from_const(run.input.clone())))
+            .map_err(|e| ModelError::Run(chain(&e)))?;
+        Ok(outputs.remove(0))
+    }
+
+    fn run_batch_int8(&mut self, probs: &mut [[f32; CLASS_COUNT]]) -> Result<(), ModelError> {
+        let logits = self.run_int8()?;
+        let logits = logits
+            .try_as_plain_ram()
+            .and_then(|v| v.as_slice::<i8>())
+            .map_err(|e| ModelError::Run(chain(&e)))?;
+        let run = self.int8.as_ref().expect("run_int8 checked the kind");
+        let per_face = run.positions * CLASS_COUNT;
+        if logits.len() != per_face * self.batch || probs.len() > self.batch {
+            return Err(ModelError::Run(format!(
+                "{} logits for a batch of {}, {} asked for",
+                logits.len(),
+                self.batch,
+                probs.len()
+            )));
+        }
+        for (dst, face) in probs.iter_mut().zip(logits.chunks_exact(per_face)) {
+            int8::probabilities(run.output_quant, face, dst);
+        }
+        Ok(())
+    }
+
+    /// For an int8 model, the input buffer quantized as the graph takes it and the int8 logits it
+    /// gives (NHWC, the whole batch): what the parity tests compare with the TFLite interpreter.
+    pub fn int8_logits(&mut self) -> Result<(Vec<i8>, Vec<i8>), ModelError> {
+        let logits = self.run_int8()?;
+        let logits = logits
+            .try_as_plain_ram()
+            .and_then(|v| v.as_slice::<i8>())
+            .map_err(|e| ModelError::Run(chain(&e)))?
+            .to_vec();
+        let run = self.int8.as_ref().expect("run_int8 checked the kind");
+        let input = run
+            .input
+            .try_as_plain_ram()
+            .and_then(|v| v.as_slice::<i8>())
+            .map_err(|e| ModelError::Run(chain(&e)))?
+            .to_vec();
+        Ok((input, logits))
     }
 }
 
