@@ -105,17 +105,17 @@ def main():
                         break
                     diff = np.abs(got.astype(np.int32) - want.reshape(-1).astype(np.int32))
                     if diff.max() > 0:
-                        k, t, n, lsb, frac = first.get(index, (kind, tensor, 0, 0, 0.0))
+                        k, t, n, lsb, count = first.get(index, (kind, tensor, 0, 0, (0, 0)))
                         first[index] = (kind, tensor, n + 1, max(lsb, int(diff.max())),
-                                        max(frac, float((diff > 0).mean())))
+                                        (count[0] + int((diff > 0).sum()), count[1] + diff.size))
                         break
             print(f"{label}: {total} faces")
             if not first:
                 print("  every int8 tensor equals the TFLite reference kernels' on every face")
             for index in sorted(first):
-                kind, tensor, n, lsb, frac = first[index]
-                print(f"  first difference at operator {index} ({kind}, output {tensor}) on {n} of "
-                      f"{total} faces: up to {lsb} LSB, {100 * frac:.0f}% of its values")
+                kind, tensor, n, lsb, (bad, size) = first[index]
+                print(f"  first difference at operator {index} ({kind}, output {tensor[:60]}) on {n} of "
+                      f"{total} faces: up to {lsb} LSB, {bad} of its {size} values ({100 * bad / size:.3f}%)")
 
 
 if __name__ == "__main__":
