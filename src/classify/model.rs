@@ -49,7 +49,7 @@ pub enum ModelError {
         what: String,
     },
     /// An int8 model whose tensors or operators emotiond's int8 runtime cannot take.
-    #[error("emotion model {path}: int8 graph: {source}; emotiond runs int8 models made by scripts/convert-model --int8 (int8 input and logits, CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D and ADD)")]
+    #[error("emotion model {path}: int8 graph: {source}; emotiond runs int8 graphs like the one scripts/convert-model makes (int8 input and logits, CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D and ADD)")]
     Int8 {
         /// The model file.
         path: PathBuf,
