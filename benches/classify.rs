@@ -73,6 +73,23 @@ fn bench(c: &mut Criterion) {
     c.bench_function("classify/network", |b| {
         b.iter(|| classifier.classify_tensor(&tensor).expect("network"))
     });
+    // The int8 graph on emotiond's integer ops, beside the float32 one above: the same face and
+    // tensor, one thread.
+    let mut int8 = Classifier::load(
+        format!("{root}/models/emotion_mini_xception_int8.tflite"),
+        CropRule::fer(),
+    )
+    .expect("int8 model");
+    let (frame, r) = &faces[0];
+    c.bench_function("classify/face-int8", |b| {
+        b.iter(|| {
+            int8.classify_with_pad(frame, pads[0], *r)
+                .expect("classify")
+        })
+    });
+    c.bench_function("classify/network-int8", |b| {
+        b.iter(|| int8.classify_tensor(&tensor).expect("network"))
+    });
 }
 
 criterion_group! {
