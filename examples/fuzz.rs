@@ -384,7 +384,12 @@ fn targets() -> Vec<Target> {
         },
         Target {
             name: "tflite",
-            seeds: || vec![read("models/emotion_mini_xception_f32.tflite")],
+            seeds: || {
+                vec![
+                    read("models/emotion_mini_xception_f32.tflite"),
+                    read("models/emotion_mini_xception_int8.tflite"),
+                ]
+            },
             run: tflite,
         },
         Target {
