@@ -6,7 +6,7 @@
 //! 3 and 4 detector threads: one macro makes the same five cascade checks at each count.
 //!
 //! `EMOTIOND_PARITY_STRIDE=N` (set by `scripts/cross-build` for its runs under qemu, where emulation
-//! is slow) makes the counts above 1 check every Nth image only; one thread always checks them all.
+//! is slow) makes each count check every Nth image only, each count starting one image further on.
 
 mod common;
 
