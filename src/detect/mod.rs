@@ -17,9 +17,10 @@
 //!
 //! With more than one thread ([`Detector::with_threads`]) the rows of each level are split into chunks
 //! that a thread pool made once evaluates in parallel, as OpenCV's `parallel_for_` splits them into
-//! stripes. Each chunk writes its candidates into a buffer of its own and the buffers are joined in row
-//! order, so the candidate list, and with it the grouped boxes, is the single-thread one at any thread
-//! count. The planning (levels, rows, chunks) lives here, the hot loops in `scan`, the cascade's flat
+//! stripes, and the next level's image and tables are built on the pool meanwhile (two table sets
+//! take turns). Each chunk writes its candidates into a buffer of its own and the buffers are joined in
+//! row order, so the candidate list, and with it the grouped boxes, is the single-thread one at any
+//! thread count. The planning (levels, rows, chunks) lives here, the hot loops in `scan`, the cascade's flat
 //! layout in `compiled`.
 //!
 //! ```no_run
@@ -210,12 +211,8 @@ pub struct Detector {
     cascade: Cascade,
     compiled: Option<Compiled>,
     levels: Vec<Level>,
-    level_pixels: Vec<u8>,
-    sum: Vec<i32>,
-    sqsum: Vec<i32>,
-    tilted: Vec<i32>,
-    tilted_scratch: Vec<i32>,
-    resizer: Resizer,
+    /// The level being scanned and the next one, which the pool builds meanwhile.
+    tables: [LevelTables; 2],
     grouper: Grouper,
     /// The worker threads; `None` runs on the caller's thread alone.
     pool: Option<rayon::ThreadPool>,
@@ -240,12 +237,7 @@ impl Detector {
             cascade,
             compiled: None,
             levels: Vec::new(),
-            level_pixels: Vec::new(),
-            sum: Vec::new(),
-            sqsum: Vec::new(),
-            tilted: Vec::new(),
-            tilted_scratch: Vec::new(),
-            resizer: Resizer::new(),
+            tables: Default::default(),
             grouper: Grouper::new(),
         }
     }
@@ -352,104 +344,181 @@ impl Detector {
             self.compiled = Some(Compiled::new(&self.cascade, stride));
             self.layouts += 1;
         }
-        let compiled = self.compiled.as_ref().expect("compiled above");
-        let stride = compiled.stride;
-        let table_len = stride * (first.height + 1);
-        let haar = self.cascade.kind() == FeatureKind::Haar;
-        let tilted = compiled.tilted;
-        self.sum.resize(table_len, 0);
-        if haar {
-            self.sqsum.resize(table_len, 0);
-        }
-        if tilted {
-            self.tilted.resize(table_len, 0);
-        }
-        // OpenCV splits rows into stripes sized from the first level's working width.
-        let working = |l: &Level| {
-            (
-                (l.width + 1).saturating_sub(ww),
-                (l.height + 1).saturating_sub(wh),
-            )
+        let Detector {
+            cascade,
+            compiled,
+            levels,
+            tables,
+            pool,
+            threads,
+            chunks,
+            scratch,
+            ..
+        } = self;
+        let compiled = compiled.as_ref().expect("compiled above");
+        let layout = TableLayout {
+            stride: compiled.stride,
+            len: compiled.stride * (first.height + 1),
+            squares: cascade.kind() == FeatureKind::Haar,
+            tilted: compiled.tilted,
         };
-        let nstripes = working(&first).0.div_ceil(32);
+        // OpenCV splits rows into stripes sized from the first level's working width.
+        let nstripes = first.working((ww, wh)).0.div_ceil(32);
         if nstripes == 0 {
             return;
         }
+        let plan = |level: &Level| LevelPlan::new(level, (ww, wh), nstripes);
+        let [current, next] = tables;
+        match pool {
+            // Level by level: the pool scans this level's row chunks and, on the thread that is
+            // free first, builds the next level's tables, so the serial resize and integral
+            // overlap the scan. Each chunk's candidates go to a buffer of its own, joined in row
+            // order.
+            Some(pool) => pool.install(|| {
+                current.build(frame, &first, layout);
+                for li in 0..levels.len() {
+                    let plan = plan(&levels[li]);
+                    let n = (*threads * CHUNKS_PER_THREAD).min(plan.rows);
+                    if chunks.len() < n {
+                        chunks.resize_with(n, Default::default);
+                    }
+                    let (scanned, building) = (&*current, &mut *next);
+                    rayon::join(
+                        || {
+                            let tables = scanned.tables();
+                            chunks[..n].par_iter_mut().enumerate().for_each(
+                                |(i, (buf, scratch))| {
+                                    buf.clear();
+                                    let (a, b) = (i * plan.rows / n, (i + 1) * plan.rows / n);
+                                    let ys = (a..b).map(|r| r * plan.scan.step);
+                                    scan::scan_rows(
+                                        compiled, &tables, &plan.scan, ys, buf, scratch,
+                                    );
+                                },
+                            )
+                        },
+                        || {
+                            if let Some(level) = levels.get(li + 1) {
+                                building.build(frame, level, layout);
+                            }
+                        },
+                    );
+                    for (buf, _) in &chunks[..n] {
+                        out.extend_from_slice(buf);
+                    }
+                    std::mem::swap(current, next);
+                }
+            }),
+            None => {
+                for level in levels.iter() {
+                    let plan = plan(level);
+                    current.build(frame, level, layout);
+                    let ys = (0..plan.rows).map(|r| r * plan.scan.step);
+                    scan::scan_rows(compiled, &current.tables(), &plan.scan, ys, out, scratch);
+                }
+            }
+        }
+    }
+}
 
-        for li in 0..self.levels.len() {
-            let level = self.levels[li];
-            let (lw, lh) = (level.width, level.height);
-            self.level_pixels.resize(lw * lh, 0);
-            self.resizer.resize_linear_exact(
-                frame.pixels(),
-                frame.width(),
-                frame.height(),
-                &mut self.level_pixels,
+/// How a level's integral tables are laid out: one row stride for every level (the compiled
+/// cascade's), room for the first level's rows, and which tables the cascade reads.
+#[derive(Debug, Clone, Copy)]
+struct TableLayout {
+    stride: usize,
+    len: usize,
+    squares: bool,
+    tilted: bool,
+}
+
+/// One pyramid level's image and integral tables, with the scratch that builds them.
+#[derive(Debug, Default)]
+struct LevelTables {
+    pixels: Vec<u8>,
+    sum: Vec<i32>,
+    sqsum: Vec<i32>,
+    tilted: Vec<i32>,
+    tilted_scratch: Vec<i32>,
+    resizer: Resizer,
+}
+
+impl LevelTables {
+    /// Shrinks `frame` to `level` and builds the tables `layout` asks for.
+    fn build(&mut self, frame: &GrayFrame, level: &Level, layout: TableLayout) {
+        let (lw, lh) = (level.width, level.height);
+        self.pixels.resize(lw * lh, 0);
+        self.resizer.resize_linear_exact(
+            frame.pixels(),
+            frame.width(),
+            frame.height(),
+            &mut self.pixels,
+            lw,
+            lh,
+        );
+        self.sum.resize(layout.len, 0);
+        let squares = if layout.squares {
+            self.sqsum.resize(layout.len, 0);
+            Some(&mut self.sqsum[..])
+        } else {
+            None
+        };
+        integral::integral(&self.pixels, lw, lh, layout.stride, &mut self.sum, squares);
+        if layout.tilted {
+            self.tilted.resize(layout.len, 0);
+            integral::tilted_integral(
+                &self.pixels,
                 lw,
                 lh,
+                layout.stride,
+                &mut self.tilted,
+                &mut self.tilted_scratch,
             );
-            let sq = if haar {
-                Some(&mut self.sqsum[..])
-            } else {
-                None
-            };
-            integral::integral(&self.level_pixels, lw, lh, stride, &mut self.sum, sq);
-            if tilted {
-                integral::tilted_integral(
-                    &self.level_pixels,
-                    lw,
-                    lh,
-                    stride,
-                    &mut self.tilted,
-                    &mut self.tilted_scratch,
-                );
-            }
-            let tables = Tables {
-                sum: &self.sum,
-                sqsum: &self.sqsum,
-                tilted: &self.tilted,
-            };
-            let (work_w, work_h) = working(&level);
-            let step = if level.scale >= 2.0 { 1 } else { 2 };
-            let stripe = (work_h / step).div_ceil(nstripes).max(1) * step;
-            let y_end = (nstripes * stripe).min(work_h);
-            let scan = LevelScan {
+        }
+    }
+
+    fn tables(&self) -> Tables<'_> {
+        Tables {
+            sum: &self.sum,
+            sqsum: &self.sqsum,
+            tilted: &self.tilted,
+        }
+    }
+}
+
+/// Which rows of a level are scanned (OpenCV's stripes, which can leave out the last row) and how
+/// its windows map back to the frame.
+#[derive(Debug, Clone, Copy)]
+struct LevelPlan {
+    scan: LevelScan,
+    /// Rows on the step grid, from row 0.
+    rows: usize,
+}
+
+impl Level {
+    /// Where windows of size `window` can start: columns and rows.
+    fn working(&self, (ww, wh): (usize, usize)) -> (usize, usize) {
+        (
+            (self.width + 1).saturating_sub(ww),
+            (self.height + 1).saturating_sub(wh),
+        )
+    }
+}
+
+impl LevelPlan {
+    fn new(level: &Level, (ww, wh): (usize, usize), nstripes: usize) -> LevelPlan {
+        let (work_w, work_h) = level.working((ww, wh));
+        let step = if level.scale >= 2.0 { 1 } else { 2 };
+        let stripe = (work_h / step).div_ceil(nstripes).max(1) * step;
+        let y_end = (nstripes * stripe).min(work_h);
+        LevelPlan {
+            scan: LevelScan {
                 work_w,
                 step,
                 scale: level.scale,
                 win_w: (ww as f32 * level.scale).round_ties_even() as i32,
                 win_h: (wh as f32 * level.scale).round_ties_even() as i32,
-            };
-            let rows = y_end.div_ceil(step);
-            let chunks = (self.threads * CHUNKS_PER_THREAD).min(rows);
-            match &self.pool {
-                Some(pool) if chunks > 1 => {
-                    if self.chunks.len() < chunks {
-                        self.chunks.resize_with(chunks, Default::default);
-                    }
-                    pool.install(|| {
-                        self.chunks[..chunks].par_iter_mut().enumerate().for_each(
-                            |(i, (buf, scratch))| {
-                                buf.clear();
-                                let (a, b) = (i * rows / chunks, (i + 1) * rows / chunks);
-                                let ys = (a..b).map(|r| r * step);
-                                scan::scan_rows(compiled, &tables, &scan, ys, buf, scratch);
-                            },
-                        )
-                    });
-                    for (buf, _) in &self.chunks[..chunks] {
-                        out.extend_from_slice(buf);
-                    }
-                }
-                _ => scan::scan_rows(
-                    compiled,
-                    &tables,
-                    &scan,
-                    (0..y_end).step_by(step),
-                    out,
-                    &mut self.scratch,
-                ),
-            }
+            },
+            rows: y_end.div_ceil(step),
         }
     }
 }
