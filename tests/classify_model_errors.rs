@@ -101,3 +101,28 @@ fn fers_dynamic_range_model_is_refused_with_the_reason() {
     ));
     assert!(matches!(err, ModelError::Unsupported { .. }), "{err}");
 }
+
+/// Found by `scripts/fuzz tflite 600`: one i32 of the float model, a max pool's filter height, set
+/// from 3 to 1,694,498,819. tract then asked for 1 GiB while optimising the graph and the process
+/// aborted; now the window is refused, naming the layer.
+#[test]
+fn fuzz_tflite_a_max_pool_window_of_1694498819_rows_is_refused() {
+    let mut bytes = std::fs::read(data("models").join(DEFAULT_MODEL)).unwrap();
+    const AT: usize = 228_624;
+    assert_eq!(
+        bytes[AT..AT + 4],
+        3i32.to_le_bytes(),
+        "the committed model changed: find the pool's filter height again"
+    );
+    bytes[AT..AT + 4].copy_from_slice(&1_694_498_819i32.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge_pool.tflite");
+    std::fs::write(&path, &bytes).unwrap();
+    let err = load_err(&path);
+    assert!(matches!(err, ModelError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("1694498819"), "{err}");
+    assert!(
+        err.to_string().contains("wider than the 64x64 input"),
+        "{err}"
+    );
+}

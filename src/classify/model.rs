@@ -64,6 +64,37 @@ pub enum ModelError {
     BadOutput(Vec<f32>),
 }
 
+/// The first convolution or pooling whose window, stride or dilation is wider than the network's
+/// input, described: no such layer means anything in a 64x64 network, and tract lays out a window's
+/// taps while it optimises, before any check of its own (a fuzzed file whose max pool asked for a
+/// 1,694,498,819 x 3 window took more than 1 GiB there).
+fn oversized_window(model: &TypedModel) -> Option<String> {
+    use tract_tflite::internal::tract_core::ops::cnn::{Conv, MaxPool, PoolSpec, SumPool};
+    model.nodes().iter().find_map(|node| {
+        let spec: &PoolSpec = if let Some(op) = node.op_as::<Conv>() {
+            &op.pool_spec
+        } else if let Some(op) = node.op_as::<MaxPool>() {
+            &op.pool_spec
+        } else if let Some(op) = node.op_as::<SumPool>() {
+            &op.pool_spec
+        } else {
+            return None;
+        };
+        let mut sizes = spec
+            .kernel_shape
+            .iter()
+            .chain(spec.strides.iter().flatten())
+            .chain(spec.dilations.iter().flatten());
+        sizes.any(|&d| d > INPUT_SIDE).then(|| {
+            format!(
+                "layer {:?} has a {:?} window (strides {:?}, dilations {:?}), wider than the \
+                 {INPUT_SIDE}x{INPUT_SIDE} input",
+                node.name, spec.kernel_shape, spec.strides, spec.dilations
+            )
+        })
+    })
+}
+
 fn chain(e: &TractError) -> String {
     format!("{e:#}")
 }
@@ -199,6 +230,12 @@ impl EmotionModel {
                 out_fact.datum_type,
                 out_fact.shape.dims()
             )));
+        }
+        if let Some(reason) = oversized_window(&model) {
+            return Err(ModelError::Unsupported {
+                path: path.to_path_buf(),
+                reason,
+            });
         }
         let model = if batch == 1 {
             model
