@@ -291,7 +291,7 @@ fn window(padding: fb::Padding, kernel: (i32, i32), stride: (i32, i32)) -> Resul
     let pos = |v: i32, what: &str| {
         usize::try_from(v)
             .ok()
-            .filter(|&v| (1..=64).contains(&v))
+            .filter(|&v| (1..=super::crop::INPUT_SIDE).contains(&v))
             .ok_or_else(|| format!("{what} {v} is out of range"))
     };
     Ok(Window {
