@@ -83,6 +83,7 @@ pub(crate) struct TreeNode<T> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TreeAt {
     pub first_node: u32,
+    pub node_count: u32,
     pub first_leaf: u32,
 }
 
@@ -109,7 +110,14 @@ pub(crate) struct Trees<T> {
     pub trees: Vec<TreeAt>,
     pub nodes: Vec<TreeNode<T>>,
     pub leaves: Vec<f32>,
+    /// Per tree of at most [`PATTERN_NODES`] nodes: the leaf it reaches for each pattern of node
+    /// results (bit `j` set when node `j` passes), so a row of windows can look its leaves up once
+    /// every node's test is known; all zero for a larger tree.
+    pub patterns: Vec<[f32; 1 << PATTERN_NODES]>,
 }
+
+/// The most nodes a tree may have for the row-at-a-time stages to evaluate it by pattern.
+pub(crate) const PATTERN_NODES: usize = 4;
 
 /// A cascade compiled for one table stride.
 #[derive(Debug)]
@@ -124,6 +132,9 @@ pub(crate) struct Compiled {
     pub norm_area: f64,
     /// Haar only: some feature reads the tilted table.
     pub tilted: bool,
+    /// How many leading stages are computed a row of windows at a time (see `scan`); 0 scans window
+    /// by window from the first stage.
+    pub row_stages: usize,
 }
 
 impl Compiled {
@@ -173,7 +184,7 @@ impl Compiled {
             subset.copy_from_slice(&cascade.subsets[node_index * 8..node_index * 8 + 8]);
             LbpTest { points, subset }
         };
-        let stages = cascade
+        let stages: Vec<StageAt> = cascade
             .stages
             .iter()
             .map(|s| StageAt {
@@ -244,7 +255,9 @@ impl Compiled {
         } else {
             ([0; 4], 0.0)
         };
+        let row_stages = super::scan::row_stages(&weak, &stages);
         let compiled = Compiled {
+            row_stages,
             stride,
             stages,
             weak,
@@ -284,7 +297,21 @@ fn trees<T>(cascade: &Cascade, test: impl Fn(usize) -> T) -> Trees<T> {
             .iter()
             .map(|t| TreeAt {
                 first_node: t.first_node as u32,
+                node_count: t.node_count as u32,
                 first_leaf: t.first_leaf as u32,
+            })
+            .collect(),
+        patterns: cascade
+            .trees
+            .iter()
+            .map(|t| {
+                let mut leaves = [0.0; 1 << PATTERN_NODES];
+                if t.node_count <= PATTERN_NODES {
+                    for (pattern, leaf) in leaves.iter_mut().enumerate() {
+                        *leaf = cascade.leaves[t.first_leaf + leaf_reached(cascade, t, pattern)];
+                    }
+                }
+                leaves
             })
             .collect(),
         nodes: (0..cascade.nodes.len())
@@ -298,5 +325,23 @@ fn trees<T>(cascade: &Cascade, test: impl Fn(usize) -> T) -> Trees<T> {
             })
             .collect(),
         leaves: cascade.leaves.clone(),
+    }
+}
+
+/// The leaf of `tree` (relative to its first) that node results `pattern` lead to, walking from the
+/// root as the window-by-window scan does. Children come after their parent (checked when the
+/// cascade is read), so the walk ends.
+fn leaf_reached(cascade: &Cascade, tree: &super::cascade::Tree, pattern: usize) -> usize {
+    let mut idx = 0i32;
+    loop {
+        let node = &cascade.nodes[tree.first_node + idx as usize];
+        idx = if (pattern >> idx) & 1 == 1 {
+            node.left
+        } else {
+            node.right
+        };
+        if idx <= 0 {
+            return (-idx) as usize;
+        }
     }
 }

@@ -11,10 +11,13 @@
 //! Nothing here allocates or knows about threads: [`scan_rows`] appends the candidates of the rows it
 //! is given, in OpenCV's single-thread order, to a caller's buffer.
 
+mod rows;
+
 use super::compiled::{
     Compiled, Corners, HaarTest, LbpTest, StageAt, Stump, TreeNode, Trees, Weak,
 };
 use crate::frame::Rect;
+pub(crate) use rows::{row_stages, RowScratch};
 
 /// The integral tables of one pyramid level, all with the compiled stride.
 pub(crate) struct Tables<'a> {
@@ -192,41 +195,18 @@ fn variance_factor(c: &Compiled, t: &Tables<'_>, base: usize) -> Option<f32> {
     (c.norm_area * f64::from(factor) < 0.1).then_some(factor)
 }
 
-/// How many leading stages of a stump-based Haar cascade are computed for a whole row at once. A
-/// stage costs the row-at-a-time loop about a sixth of what it costs window by window, so it pays
-/// while more than about a sixth of the windows reach it; on the default cascade about 43% of the
-/// windows reach stage 1, 28% stage 2, 18% stage 3 and 11% stage 4.
-const ROW_STAGES: usize = 3;
-
-/// Per-thread buffers of the row-at-a-time stages, reused from row to row and frame to frame.
-#[derive(Debug, Default)]
-pub(crate) struct RowScratch {
-    factor: Vec<f32>,
-    textured: Vec<bool>,
-    acc: Vec<f64>,
-    leaf: Vec<f32>,
-    /// Per window: how many of the row-at-a-time stages it passed in a row.
-    reached: Vec<u8>,
-}
-
 /// Appends the candidates of the windows in rows `rows` (level pixels, already on the step grid) to
 /// `out`, in OpenCV's order.
 pub(crate) fn scan_rows(
     c: &Compiled,
     t: &Tables<'_>,
     level: &LevelScan,
-    rows: impl Iterator<Item = usize>,
+    mut rows: impl Iterator<Item = usize>,
     out: &mut Vec<Rect>,
     scratch: &mut RowScratch,
 ) {
-    match (&c.weak, level.step) {
-        (Weak::HaarStumps(s), 1) => {
-            return rows.for_each(|y| stump_row::<1>(c, s, t, level, y, out, scratch))
-        }
-        (Weak::HaarStumps(s), 2) => {
-            return rows.for_each(|y| stump_row::<2>(c, s, t, level, y, out, scratch))
-        }
-        _ => {}
+    if rows::scan_rows(c, t, level, &mut rows, out, scratch) {
+        return;
     }
     let span = c.span;
     let window = |base: usize| {
@@ -285,168 +265,5 @@ fn scan(
             }
             x += step;
         }
-    }
-}
-
-/// The lanes of one rectangle: for each of the `n` windows of a row, `STEP` entries apart, its four
-/// corners (lane `i` of corner `k` is `lanes[k][STEP * i]`).
-#[inline(always)]
-fn lanes<'a, const STEP: usize>(tab: &'a [i32], c: &Corners, n: usize) -> [&'a [i32]; 4] {
-    c.map(|o| &tab[o as usize..o as usize + STEP * (n - 1) + 1])
-}
-
-/// `p0 - p1 - p2 + p3` of lane `i`.
-#[inline(always)]
-fn lane_sum<const STEP: usize>(l: &[&[i32]; 4], i: usize) -> i32 {
-    let j = STEP * i;
-    l[0][j]
-        .wrapping_sub(l[1][j])
-        .wrapping_sub(l[2][j])
-        .wrapping_add(l[3][j])
-}
-
-/// Sets `leaf[i]` to the stump's left or right leaf for each window `i` of a row (`sum` and `tilted`
-/// start at the row's first window; windows are `STEP` entries apart), deciding each window exactly
-/// as [`Test::passes`] does.
-#[inline(always)]
-fn row_leaves<const STEP: usize>(
-    st: &Stump<HaarTest>,
-    sum: &[i32],
-    tilted: &[i32],
-    factor: &[f32],
-    leaf: &mut [f32],
-) {
-    let n = leaf.len();
-    let h = &st.test;
-    let tab = if h.tilted { tilted } else { sum };
-    let factor = &factor[..n];
-    let r0 = lanes::<STEP>(tab, &h.corners[0], n);
-    let r1 = lanes::<STEP>(tab, &h.corners[1], n);
-    let (w0, w1, thr) = (h.weights[0], h.weights[1], h.threshold);
-    let (left, right) = (st.left, st.right);
-    if h.third {
-        let r2 = lanes::<STEP>(tab, &h.corners[2], n);
-        let w2 = h.weights[2];
-        for i in 0..n {
-            let mut v = w0 * lane_sum::<STEP>(&r0, i) as f32 + w1 * lane_sum::<STEP>(&r1, i) as f32;
-            v += w2 * lane_sum::<STEP>(&r2, i) as f32;
-            leaf[i] = if v * factor[i] < thr { left } else { right };
-        }
-    } else {
-        for i in 0..n {
-            let v = w0 * lane_sum::<STEP>(&r0, i) as f32 + w1 * lane_sum::<STEP>(&r1, i) as f32;
-            leaf[i] = if v * factor[i] < thr { left } else { right };
-        }
-    }
-}
-
-/// One row of a stump-based Haar cascade. The variance factors come first; then the first
-/// [`ROW_STAGES`] stages are computed for every window of the row at once, in loops over table
-/// entries at a fixed step that the compiler turns into SIMD, and OpenCV's window walk reads those
-/// results and runs the later stages window by window. Each window's numbers come from the same
-/// operations in the same order as [`run_stumps`] uses, so every decision is the same; what the walk
-/// skips is computed and not read.
-#[allow(clippy::too_many_arguments)]
-fn stump_row<const STEP: usize>(
-    c: &Compiled,
-    stumps: &[Stump<HaarTest>],
-    t: &Tables<'_>,
-    level: &LevelScan,
-    y: usize,
-    out: &mut Vec<Rect>,
-    scratch: &mut RowScratch,
-) {
-    let n = level.work_w.div_ceil(STEP);
-    if n == 0 {
-        return;
-    }
-    let base = y * c.stride;
-    // Every window of the row reads entries base .. base + STEP (n - 1) + span.
-    let len = STEP * (n - 1) + c.span;
-    let sum = &t.sum[base..base + len];
-    let tilted = if c.tilted {
-        &t.tilted[base..base + len]
-    } else {
-        sum
-    };
-    let RowScratch {
-        factor,
-        textured,
-        acc,
-        leaf,
-        reached,
-    } = scratch;
-    for v in [&mut *factor, &mut *leaf] {
-        v.resize(n, 0.0);
-    }
-    textured.resize(n, true);
-    acc.resize(n, 0.0);
-    reached.clear();
-    reached.resize(n, 0);
-    let (factor, textured, acc, leaf, reached) = (
-        &mut factor[..n],
-        &mut textured[..n],
-        &mut acc[..n],
-        &mut leaf[..n],
-        &mut reached[..n],
-    );
-
-    {
-        let sqsum = &t.sqsum[base..base + len];
-        let s = lanes::<STEP>(sum, &c.norm, n);
-        let q = lanes::<STEP>(sqsum, &c.norm, n);
-        let area = c.norm_area;
-        for i in 0..n {
-            let valsum = lane_sum::<STEP>(&s, i);
-            let valsqsum = lane_sum::<STEP>(&q, i) as u32;
-            let nf = area * valsqsum as f64 - valsum as f64 * valsum as f64;
-            let f = (1.0 / nf.sqrt()) as f32;
-            factor[i] = f;
-            // OpenCV keeps the window when `area * factor < 0.1` (and nf > 0).
-            textured[i] = nf > 0.0 && area * f64::from(f) < 0.1;
-        }
-    }
-    let row_stages = ROW_STAGES.min(c.stages.len());
-    for (si, stage) in c.stages[..row_stages].iter().enumerate() {
-        let si = si as u8;
-        if !reached.contains(&si) {
-            break;
-        }
-        acc.fill(0.0);
-        for st in &stumps[stage.first as usize..(stage.first + stage.count) as usize] {
-            row_leaves::<STEP>(st, sum, tilted, factor, leaf);
-            // A pass of its own, so the loops above run four f32 lanes wide, not two f64 lanes.
-            for (a, &l) in acc.iter_mut().zip(leaf.iter()) {
-                *a += l as f64;
-            }
-        }
-        let thr = stage.threshold as f64;
-        for (r, &a) in reached.iter_mut().zip(acc.iter()) {
-            *r += (*r == si && a >= thr) as u8;
-        }
-    }
-    let later = &c.stages[row_stages..];
-    let mut i = 0;
-    while i < n {
-        if textured[i] {
-            match reached[i] as usize {
-                // Rejected by stage 0: OpenCV skips the next column too.
-                0 => i += 1,
-                r if r < row_stages => {}
-                _ => {
-                    let x = STEP * i;
-                    let w = Window::new(&sum[x..], &tilted[x..], c.span);
-                    if run_stumps(later, stumps, &w, factor[i]) == Verdict::Face {
-                        out.push(Rect::new(
-                            (x as f32 * level.scale).round_ties_even() as i32,
-                            (y as f32 * level.scale).round_ties_even() as i32,
-                            level.win_w,
-                            level.win_h,
-                        ));
-                    }
-                }
-            }
-        }
-        i += 1;
     }
 }
