@@ -10,7 +10,7 @@
 
 use super::{run_stumps, run_trees, LevelScan, Tables, Test, Verdict, Window};
 use crate::detect::compiled::{
-    Compiled, Corners, HaarTest, StageAt, Stump, Trees, Weak, PATTERN_NODES,
+    Compiled, Corners, HaarTest, LbpTest, StageAt, Stump, Trees, Weak, PATTERN_NODES,
 };
 use crate::frame::Rect;
 
@@ -26,18 +26,19 @@ const HAAR_STUMP_ROW_STAGES: usize = 3;
 /// took 0.95x the time of 3 and 0.87x that of 2; 5 took 1.08x that of 4.
 const HAAR_TREE_ROW_STAGES: usize = 4;
 
+/// Leading stages of an LBP cascade computed a row at a time. Every window of the row is computed,
+/// a third more than the walk visits; on `lbpcascade_frontalface_improved` (x86, one thread) one
+/// stage took 0.82-0.86x the time of none, and two took 1.16-1.22x the time of one.
+const LBP_ROW_STAGES: usize = 1;
+
 /// How many leading stages of a cascade with weak classifiers `weak` the row loops compute: the
 /// kind's count, cut before the first stage holding a tree of more than [`PATTERN_NODES`] nodes.
-///
-/// LBP cascades are scanned window by window: computing `lbpcascade_frontalface_improved`'s first
-/// stage, or its first two, a row at a time made detection 1.07-1.27x slower on x86, since every
-/// window of the row is computed (a third more than the walk visits) and an LBP code vectorises
-/// poorly.
 pub(crate) fn row_stages(weak: &Weak, stages: &[StageAt]) -> usize {
     let (wanted, trees) = match weak {
         Weak::HaarStumps(_) => (HAAR_STUMP_ROW_STAGES, None),
         Weak::HaarTrees(t) => (HAAR_TREE_ROW_STAGES, Some(&t.trees[..])),
-        Weak::LbpStumps(_) | Weak::LbpTrees(_) => return 0,
+        Weak::LbpStumps(_) => (LBP_ROW_STAGES, None),
+        Weak::LbpTrees(t) => (LBP_ROW_STAGES, Some(&t.trees[..])),
     };
     let small = |s: &&StageAt| {
         trees.is_none_or(|trees| {
@@ -128,6 +129,49 @@ impl RowTest for HaarTest {
                 let v = w0 * lane_sum::<STEP>(&r0, i) as f32 + w1 * lane_sum::<STEP>(&r1, i) as f32;
                 out[i] = pick(v * factor[i] < thr, out[i]);
             }
+        }
+    }
+}
+
+impl RowTest for LbpTest {
+    #[inline(always)]
+    fn row<const STEP: usize, O: Copy>(
+        &self,
+        row: &Row<'_>,
+        _factor: &[f32],
+        out: &mut [O],
+        pick: impl Fn(bool, O) -> O,
+    ) {
+        let n = out.len();
+        let sum = row.sum;
+        let p = self.points.map(|o| o as usize);
+        assert!(
+            p.iter().all(|&o| o + STEP * (n - 1) < sum.len()),
+            "point past the row"
+        );
+        for (i, o) in out.iter_mut().enumerate() {
+            let j = STEP * i;
+            // SAFETY: every point `p[k]` satisfies `p[k] + STEP * (n - 1) < sum.len()` (asserted
+            // above) and `j <= STEP * (n - 1)`, so `p[k] + j` is in bounds.
+            let at = |k: usize| unsafe { *sum.get_unchecked(p[k] + j) };
+            let cell = |a: usize, b: usize, c: usize, d: usize| {
+                at(a)
+                    .wrapping_sub(at(b))
+                    .wrapping_sub(at(c))
+                    .wrapping_add(at(d))
+            };
+            let centre = cell(5, 6, 9, 10);
+            // Clockwise from the top-left cell, in OpenCV's bit order, as `LbpTest::passes`.
+            let code = ((cell(0, 1, 4, 5) >= centre) as u32) << 7
+                | ((cell(1, 2, 5, 6) >= centre) as u32) << 6
+                | ((cell(2, 3, 6, 7) >= centre) as u32) << 5
+                | ((cell(6, 7, 10, 11) >= centre) as u32) << 4
+                | ((cell(10, 11, 14, 15) >= centre) as u32) << 3
+                | ((cell(9, 10, 13, 14) >= centre) as u32) << 2
+                | ((cell(8, 9, 12, 13) >= centre) as u32) << 1
+                | (cell(4, 5, 8, 9) >= centre) as u32;
+            let left = self.subset[(code >> 5) as usize] & (1 << (code & 31)) != 0;
+            *o = pick(left, *o);
         }
     }
 }
@@ -260,11 +304,12 @@ pub(super) fn scan_rows(
     match &c.weak {
         Weak::HaarStumps(s) => each(c, &s[..], t, level, rows, out, scratch),
         Weak::HaarTrees(tr) => each(c, tr, t, level, rows, out, scratch),
-        Weak::LbpStumps(_) | Weak::LbpTrees(_) => false,
+        Weak::LbpStumps(s) => each(c, &s[..], t, level, rows, out, scratch),
+        Weak::LbpTrees(tr) => each(c, tr, t, level, rows, out, scratch),
     }
 }
 
-/// One row of a Haar cascade: the variance factors, then the first `c.row_stages` stages for every window of
+/// One row: the variance factors (Haar), then the first `c.row_stages` stages for every window of
 /// the row, then OpenCV's window walk over those results, running the later stages window by
 /// window.
 #[allow(clippy::too_many_arguments)]
@@ -318,7 +363,7 @@ fn scan_row<const STEP: usize, W: RowWeak + ?Sized>(
         bits: &mut bits[..n],
     };
 
-    {
+    if matches!(c.weak, Weak::HaarStumps(_) | Weak::HaarTrees(_)) {
         let sqsum = &t.sqsum[base..base + len];
         let s = lanes::<STEP>(sum, &c.norm, n);
         let q = lanes::<STEP>(sqsum, &c.norm, n);
@@ -332,6 +377,8 @@ fn scan_row<const STEP: usize, W: RowWeak + ?Sized>(
             // OpenCV keeps the window when `area * factor < 0.1` (and nf > 0).
             textured[i] = nf > 0.0 && area * f64::from(f) < 0.1;
         }
+    } else {
+        textured.fill(true);
     }
     let row_stages = c.row_stages.min(c.stages.len());
     for (si, stage) in c.stages[..row_stages].iter().enumerate() {
