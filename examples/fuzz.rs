@@ -26,6 +26,7 @@ use emotiond::detect::{Cascade, DetectParams, Detector};
 use emotiond::eval::fer_csv::{FerCsv, Usage};
 use emotiond::eval::{LabeledFace, LabeledFaces, Next};
 use emotiond::frame::{GrayFrame, Rect};
+use emotiond::signal::http::{loopback_host, Access, Request, Status};
 use emotiond::signal::protocol::{parse_text, Encoder, Event, Value};
 use emotiond::source::luma::{luma_into, PixelFormat};
 use emotiond::source::{still, FrameSource, Y4mSource};
@@ -288,6 +289,37 @@ fn crop_box(data: &[u8], _: &Scratch) {
     }
 }
 
+/// A request head as the web API reads it: parsed, its query decoded, both access rules applied.
+fn http_request(data: &[u8], _: &Scratch) {
+    let req = match Request::parse(data) {
+        Ok(Some(req)) => req,
+        Ok(None) => return,
+        Err(refusal) => {
+            let (code, _) = refusal.status.line();
+            assert!((400..500).contains(&code), "{refusal:?}");
+            return;
+        }
+    };
+    assert!(
+        req.path.starts_with('/') && !req.path.contains('?'),
+        "{req:?}"
+    );
+    for key in ["token", "", "every"] {
+        let _ = req.query_value(key);
+    }
+    if let Some(host) = &req.host {
+        let _ = loopback_host(host);
+    }
+    for access in [Access::Loopback, Access::Token("s3cret t0ken".into())] {
+        if let Err(refusal) = access.check(&req) {
+            assert!(
+                matches!(refusal.status, Status::Unauthorized | Status::Forbidden),
+                "{refusal:?}"
+            );
+        }
+    }
+}
+
 /// Builds an event from the bytes, encodes it both ways, and reads both back.
 fn protocol(data: &[u8], _: &Scratch) {
     const KEYS: [&str; 6] = ["state", "reason", "id", "conf", "box", "source"];
@@ -462,6 +494,19 @@ fn targets() -> Vec<Target> {
                 ]
             },
             run: protocol,
+        },
+        Target {
+            name: "http_request",
+            seeds: || {
+                vec![
+                    b"GET /status HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n".to_vec(),
+                    b"GET /snapshot.jpg?token=s3cret%20t0ken&x=a+b HTTP/1.1\r\nHost: [::1]:80\r\n\
+                      Authorization: Bearer s3cret t0ken\r\n\r\n"
+                        .to_vec(),
+                    b"HEAD /events HTTP/1.0\r\nhost: LOCALHOST\r\nAccept: */*\r\n\r\n".to_vec(),
+                ]
+            },
+            run: http_request,
         },
     ]
 }

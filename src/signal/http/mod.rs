@@ -67,7 +67,7 @@ use crate::frame::GrayFrame;
 
 pub use config::{parse_listen, HttpConfig};
 pub use preview::{BOX_COLOR, BOX_THICKNESS};
-pub use request::{MAX_HEAD, MAX_HEADERS};
+pub use request::{loopback_host, Access, Refusal, Request, Status, MAX_HEAD, MAX_HEADERS};
 
 /// Connections at once, of every kind; one more is answered 503 and closed.
 pub const MAX_CONNECTIONS: usize = 32;
