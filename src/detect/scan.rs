@@ -117,18 +117,33 @@ impl Test for LbpTest {
     #[inline(always)]
     fn passes(&self, w: &Window<'_>, _factor: f32) -> bool {
         let p = &self.points;
-        let cell = |a: usize, b: usize, c: usize, d: usize| w.at(false, &[p[a], p[b], p[c], p[d]]);
-        let centre = cell(5, 6, 9, 10);
-        // Clockwise from the top-left cell, in OpenCV's bit order.
-        let code = ((cell(0, 1, 4, 5) >= centre) as usize) << 7
-            | ((cell(1, 2, 5, 6) >= centre) as usize) << 6
-            | ((cell(2, 3, 6, 7) >= centre) as usize) << 5
-            | ((cell(6, 7, 10, 11) >= centre) as usize) << 4
-            | ((cell(10, 11, 14, 15) >= centre) as usize) << 3
-            | ((cell(9, 10, 13, 14) >= centre) as usize) << 2
-            | ((cell(8, 9, 12, 13) >= centre) as usize) << 1
-            | (cell(4, 5, 8, 9) >= centre) as usize;
-        self.subset[code >> 5] & (1 << (code & 31)) != 0
+        self.goes_left(lbp_code(|a, b, c, d| {
+            w.at(false, &[p[a], p[b], p[c], p[d]])
+        }))
+    }
+}
+
+/// The LBP code of a 3x3 block of cells, `cell(a, b, c, d)` giving the sum of the cell with grid
+/// points `a`, `b`, `c`, `d`: a bit per outer cell whose sum is at least the centre's, clockwise
+/// from the top-left cell in OpenCV's bit order.
+#[inline(always)]
+fn lbp_code(cell: impl Fn(usize, usize, usize, usize) -> i32) -> u32 {
+    let centre = cell(5, 6, 9, 10);
+    ((cell(0, 1, 4, 5) >= centre) as u32) << 7
+        | ((cell(1, 2, 5, 6) >= centre) as u32) << 6
+        | ((cell(2, 3, 6, 7) >= centre) as u32) << 5
+        | ((cell(6, 7, 10, 11) >= centre) as u32) << 4
+        | ((cell(10, 11, 14, 15) >= centre) as u32) << 3
+        | ((cell(9, 10, 13, 14) >= centre) as u32) << 2
+        | ((cell(8, 9, 12, 13) >= centre) as u32) << 1
+        | (cell(4, 5, 8, 9) >= centre) as u32
+}
+
+impl LbpTest {
+    /// Whether LBP code `code` (below 256) is in the node's subset: the test passes, go left.
+    #[inline(always)]
+    fn goes_left(&self, code: u32) -> bool {
+        self.subset[(code >> 5) as usize] & (1 << (code & 31)) != 0
     }
 }
 

@@ -8,7 +8,7 @@
 //! read. A tree is evaluated by computing every one of its nodes for the whole row and looking the
 //! leaf up by the pattern of node results, which gives the leaf the root-to-leaf walk reaches.
 
-use super::{run_stumps, run_trees, LevelScan, Tables, Test, Verdict, Window};
+use super::{lbp_code, run_stumps, run_trees, LevelScan, Tables, Test, Verdict, Window};
 use crate::detect::compiled::{
     Compiled, Corners, HaarTest, LbpTest, StageAt, Stump, Trees, Weak, PATTERN_NODES,
 };
@@ -160,18 +160,7 @@ impl RowTest for LbpTest {
                     .wrapping_sub(at(c))
                     .wrapping_add(at(d))
             };
-            let centre = cell(5, 6, 9, 10);
-            // Clockwise from the top-left cell, in OpenCV's bit order, as `LbpTest::passes`.
-            let code = ((cell(0, 1, 4, 5) >= centre) as u32) << 7
-                | ((cell(1, 2, 5, 6) >= centre) as u32) << 6
-                | ((cell(2, 3, 6, 7) >= centre) as u32) << 5
-                | ((cell(6, 7, 10, 11) >= centre) as u32) << 4
-                | ((cell(10, 11, 14, 15) >= centre) as u32) << 3
-                | ((cell(9, 10, 13, 14) >= centre) as u32) << 2
-                | ((cell(8, 9, 12, 13) >= centre) as u32) << 1
-                | (cell(4, 5, 8, 9) >= centre) as u32;
-            let left = self.subset[(code >> 5) as usize] & (1 << (code & 31)) != 0;
-            *o = pick(left, *o);
+            *o = pick(self.goes_left(lbp_code(cell)), *o);
         }
     }
 }
