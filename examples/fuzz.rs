@@ -21,13 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use emotiond::classify::{CropBuilder, CropRule, EmotionModel, Offsets};
-use emotiond::config::SerialFormat;
 use emotiond::detect::{Cascade, DetectParams, Detector};
 use emotiond::eval::fer_csv::{FerCsv, Usage};
 use emotiond::eval::{LabeledFace, LabeledFaces, Next};
 use emotiond::frame::{GrayFrame, Rect};
 use emotiond::signal::http::{loopback_host, Access, Request, Status};
 use emotiond::signal::protocol::{parse_text, Encoder, Event, Value};
+use emotiond::signal::serial::SerialFormat;
 use emotiond::source::luma::{luma_into, PixelFormat};
 use emotiond::source::{still, FrameSource, Y4mSource};
 
@@ -276,9 +276,16 @@ fn crop_box(data: &[u8], _: &Scratch) {
     let Ok(face) = Rect::parse(boxes) else {
         return;
     };
-    let offsets = Offsets::parse_pixels(offsets).or_else(|_| Offsets::parse_fractions(offsets));
-    let Ok(offsets) = offsets else {
+    // Pixels when both are whole numbers, else fractions; the crop's rules check the values.
+    let Some((a, b)) = offsets.split_once(',') else {
         return;
+    };
+    let offsets = match (a.trim().parse(), b.trim().parse()) {
+        (Ok(x), Ok(y)) => Offsets::Pixels { x, y },
+        _ => match (a.trim().parse(), b.trim().parse()) {
+            (Ok(x), Ok(y)) => Offsets::Proportional { x, y },
+            _ => return,
+        },
     };
     let frame = test_frame();
     if let Ok(mut builder) = CropBuilder::new(CropRule { offsets }) {

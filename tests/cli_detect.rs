@@ -170,14 +170,32 @@ fn broken_cascades_are_named_with_the_problem() {
 }
 
 #[test]
+fn a_scale_factor_the_config_refuses_is_refused_with_the_same_words() {
+    // `scale_factor = 9` in a config file gets exactly this message (detect::settings).
+    let rule = emotiond::detect::settings::scale_factor(9.0).unwrap_err();
+    assert!(rule.contains("at most 4"), "{rule}");
+    let o = emotiond(&["detect", "--scale-factor", "9", ASTRONAUT], &root());
+    assert_fails(&o, &["scale_factor = 9", &rule]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[detect]\nscale_factor = 9\n").unwrap();
+    let o = emotiond(&["check-config", cfg.to_str().unwrap()], &root());
+    assert!(!o.status.success(), "{}", stderr(&o));
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(report.contains(&format!("c.toml:2: {rule}")), "{report}");
+}
+
+#[test]
 fn bad_parameters_are_refused() {
     let o = emotiond(&["detect", "--scale-factor", "1", ASTRONAUT], &root());
-    assert_fails(&o, &["scale factor 1", "above 1"]);
+    assert_fails(&o, &["scale_factor = 1 is out of range", "above 1"]);
     let o = emotiond(
         &["detect", "--min-size", "80", "--max-size", "40", ASTRONAUT],
         &root(),
     );
-    assert_fails(&o, &["max size 40", "below min size 80"]);
+    assert_fails(&o, &["max_size 40 is below min_size 80"]);
+    let o = emotiond(&["detect", "--min-neighbors=-1", ASTRONAUT], &root());
+    assert_fails(&o, &["min_neighbors = -1 is out of range", "0 to 100"]);
     let o = emotiond(
         &["detect", "--annotate", "x.png", ASTRONAUT, ASTRONAUT],
         &root(),

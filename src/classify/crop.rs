@@ -17,6 +17,7 @@
 
 use thiserror::Error;
 
+use super::settings::{pixel_offsets, relative_offsets};
 use crate::frame::GrayFrame;
 use crate::frame::Rect;
 use crate::resize::Resizer;
@@ -112,44 +113,9 @@ pub enum CropError {
     /// The image has no pixels.
     #[error("the image is empty")]
     EmptyImage,
-    /// A proportional offset is negative, not finite, or absurdly large.
-    #[error("proportional offsets must be between 0 and 2 (got {0}, {1})")]
-    BadOffsets(f32, f32),
-}
-
-fn pair<T: std::str::FromStr>(s: &str) -> Option<(T, T)> {
-    let (a, b) = s.split_once(',')?;
-    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
-}
-
-impl Offsets {
-    /// Parses pixel margins `X,Y` (whole pixels 0..=1000), as `--offsets` takes them.
-    pub fn parse_pixels(s: &str) -> Result<Offsets, String> {
-        match pair::<i32>(s) {
-            Some((x, y)) if (0..=1000).contains(&x) && (0..=1000).contains(&y) => {
-                Ok(Offsets::Pixels { x, y })
-            }
-            _ => Err(format!(
-                "{s:?}: expected two whole pixel counts 0..=1000 as X,Y, e.g. 10,10"
-            )),
-        }
-    }
-
-    /// Parses proportional margins `FX,FY` (fractions 0..=2), as `--relative-offsets` takes them.
-    pub fn parse_fractions(s: &str) -> Result<Offsets, String> {
-        match pair::<f32>(s) {
-            Some((x, y))
-                if [x, y]
-                    .iter()
-                    .all(|v| v.is_finite() && (0.0..=2.0).contains(v)) =>
-            {
-                Ok(Offsets::Proportional { x, y })
-            }
-            _ => Err(format!(
-                "{s:?}: expected two fractions 0..=2 as FX,FY, e.g. 0.1,0.1"
-            )),
-        }
-    }
+    /// An offset out of range: [`pixel_offsets`] or [`relative_offsets`] says why.
+    #[error("{0}")]
+    BadOffsets(String),
 }
 
 /// The pixel rectangle a box turns into, in image coordinates (it may reach outside the image;
@@ -243,15 +209,13 @@ impl CropRule {
         Self::default()
     }
 
-    /// Checks the rule's numbers.
+    /// Checks the rule's numbers, by the rules the configuration applies.
     pub fn validate(&self) -> Result<(), CropError> {
-        if let Offsets::Proportional { x, y } = self.offsets {
-            let ok = |v: f32| v.is_finite() && (0.0..=2.0).contains(&v);
-            if !ok(x) || !ok(y) {
-                return Err(CropError::BadOffsets(x, y));
-            }
+        match self.offsets {
+            Offsets::Pixels { x, y } => pixel_offsets(x.into(), y.into()).map(drop),
+            Offsets::Proportional { x, y } => relative_offsets(x, y).map(drop),
         }
-        Ok(())
+        .map_err(CropError::BadOffsets)
     }
 
     /// The image rectangle `face` turns into on a `width x height` image.

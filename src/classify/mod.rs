@@ -2,11 +2,12 @@
 //!
 //! [`Classifier`] joins the two halves: [`crop`] turns a box on a gray frame into the exact 64x64
 //! input the `fer` package builds, and [`model`] runs the `.tflite` graph with tract-tflite. Both
-//! keep their buffers between faces.
+//! keep their buffers between faces. The crop's settings and their rules are in [`settings`].
 
 pub mod crop;
 pub mod int8;
 pub mod model;
+pub mod settings;
 
 use std::fmt;
 use std::path::Path;
@@ -18,6 +19,7 @@ use crate::frame::GrayFrame;
 use crate::frame::Rect;
 pub use crop::{CropBuilder, CropError, CropRegion, CropRule, Offsets};
 pub use model::{EmotionModel, ModelError};
+pub use settings::ClassifyConfig;
 
 /// Number of emotion classes the network tells apart.
 pub const CLASS_COUNT: usize = 7;

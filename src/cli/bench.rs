@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use emotiond::classify::DEFAULT_MODEL;
-use emotiond::detect::MAX_THREADS;
 use emotiond::pipeline::bench::{self, BenchReport, BenchSetup, Timing};
 
 use super::detect::DEFAULT_CASCADE;
@@ -32,16 +31,12 @@ pub struct BenchArgs {
         long,
         value_name = "N",
         default_value_t = bench::DEFAULT_ITERATIONS,
-        value_parser = clap::value_parser!(u32).range(1..=i64::from(bench::MAX_ITERATIONS)),
+        value_parser = parse_iterations,
     )]
     iterations: u32,
     /// The thread count compared with 1 thread. Default (and 0): all cores.
-    #[arg(
-        long,
-        value_name = "N",
-        value_parser = clap::value_parser!(u16).range(0..=MAX_THREADS as i64),
-    )]
-    threads: Option<u16>,
+    #[arg(long, value_name = "N", value_parser = super::parse_threads)]
+    threads: Option<u32>,
     /// Time these images (files, or folders of PNG and JPEG files) instead of the two bundled
     /// 640x480 frames.
     #[arg(long, value_name = "DIR|FILE", num_args = 1..)]
@@ -49,6 +44,14 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+/// `--iterations N`, checked by the bench's own rule.
+fn parse_iterations(s: &str) -> Result<u32, String> {
+    let v: i64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    bench::check_iterations(v)
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -72,7 +75,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         cascades,
         model,
         iterations: args.iterations,
-        threads: args.threads.map_or(0, usize::from),
+        threads: args.threads.map_or(0, |t| t as usize),
     };
     let verbose = std::io::stderr().is_terminal();
     let report = bench::run(&setup, |cascade, threads| {

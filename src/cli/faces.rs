@@ -7,7 +7,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use emotiond::classify::{Classifier, CropRule, Offsets, ParallelClassifier, Probs, DEFAULT_MODEL};
+use emotiond::classify::{
+    settings, Classifier, CropRule, Offsets, ParallelClassifier, Probs, DEFAULT_MODEL,
+};
 use emotiond::frame::Rect;
 
 /// One image's result, the JSON shape of `--json`.
@@ -84,18 +86,25 @@ impl ModelArgs {
     }
 }
 
-fn parse_pixel_offsets(s: &str) -> Result<(i32, i32), String> {
-    match Offsets::parse_pixels(s)? {
-        Offsets::Pixels { x, y } => Ok((x, y)),
-        Offsets::Proportional { .. } => unreachable!("parse_pixels gives pixels"),
-    }
+/// Splits `A,B` into two numbers; the values are the stage's to check.
+fn split_pair<T: std::str::FromStr>(s: &str, form: &str) -> Result<(T, T), String> {
+    s.split_once(',')
+        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+        .ok_or_else(|| format!("{s:?}: expected two numbers as {form}"))
 }
 
+/// `--offsets X,Y`, checked by the crop's rule for `classify.offsets`.
+fn parse_pixel_offsets(s: &str) -> Result<(i32, i32), String> {
+    let (x, y) = split_pair(s, "X,Y, e.g. 10,10")?;
+    let [x, y] = settings::pixel_offsets(x, y)?;
+    Ok((x, y))
+}
+
+/// `--relative-offsets FX,FY`, checked by the crop's rule for `classify.relative_offsets`.
 fn parse_relative_offsets(s: &str) -> Result<(f32, f32), String> {
-    match Offsets::parse_fractions(s)? {
-        Offsets::Proportional { x, y } => Ok((x, y)),
-        Offsets::Pixels { .. } => unreachable!("parse_fractions gives fractions"),
-    }
+    let (x, y) = split_pair(s, "FX,FY, e.g. 0.1,0.1")?;
+    let [x, y] = settings::relative_offsets(x, y)?;
+    Ok((x, y))
 }
 
 /// Parses `x,y,w,h` (whole pixels; x and y may be negative).

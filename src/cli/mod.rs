@@ -75,6 +75,15 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
+/// A `--threads N` count, checked by the detector's rule for `detect.threads`
+/// ([`emotiond::detect::settings::threads`]).
+pub fn parse_threads(s: &str) -> Result<u32, String> {
+    let v: i64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    emotiond::detect::settings::threads(v)
+}
+
 /// Finds a model file: an explicit path always wins; otherwise `name` is looked up in `./models/`, then
 /// in the data directory beside the installed binary (`<prefix>/share/emotiond/models/`), then in
 /// `/usr/share/emotiond/models/`. A miss names every place tried.

@@ -10,14 +10,15 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use emotiond::classify::{Classifier, DEFAULT_MODEL};
-use emotiond::config::values::LedBackendSpec;
-use emotiond::config::{self, Config, SourceSpec};
+use emotiond::config::{self, Config};
 use emotiond::detect::{Cascade, Detector};
 use emotiond::pipeline::daemon::{self, Outputs, RunOptions};
 use emotiond::pipeline::Pipeline;
 use emotiond::signal::http::{self, HttpSink};
+use emotiond::signal::leds::LedBackendSpec;
 use emotiond::signal::mqtt::{MqttSink, MqttUrl};
-use emotiond::signal::{open_leds, Fanout, RetryingSerial, SerialSink, SocketSink};
+use emotiond::signal::{open_retrying_leds, Fanout, RetryingSerial, SerialSink, SocketSink};
+use emotiond::source::SourceSpec;
 
 use super::detect::DEFAULT_CASCADE;
 
@@ -78,7 +79,7 @@ pub struct RunArgs {
     #[arg(long)]
     no_lamp_test: bool,
     /// Detector threads, 0 for one per core (overrides detect.threads).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::parse_threads)]
     threads: Option<u32>,
     /// The local event socket's path, "" for none (overrides socket.path).
     #[arg(long, value_name = "PATH")]
@@ -123,10 +124,10 @@ pub fn build_pipeline(cfg: &Config) -> Result<Pipeline> {
     )?)
 }
 
-/// `--fps`, checked by the same rule as `source.fps`.
+/// `--fps`, checked by the source's rule for `source.fps`.
 fn parse_fps(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    emotiond::config::values::check_fps(v)
+    emotiond::source::settings::check_fps(v)
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -154,7 +155,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     // Everything that can refuse to start does so before any device is touched.
     let pipeline = build_pipeline(&cfg)?;
-    let leds = open_leds(&cfg.leds)?;
+    let leds = open_retrying_leds(&cfg.leds)?;
     let mut sinks = Fanout::new();
     if let Some(p) = cfg.serial.path.as_deref() {
         emotiond::signal::serial::check_path(p)?;

@@ -2,9 +2,18 @@
 //!
 //! Every key has a default, so an empty file is a valid configuration; `board/config.toml` lists and
 //! explains every key. Unknown keys are errors, not warnings: a misspelt `min_neigbors` silently
-//! ignored would leave the user wondering why nothing changed. Values are checked while they are
-//! read, so each error carries the line it came from, and [`check`] reports every bad line of a file
-//! at once (`emotiond check-config`).
+//! ignored would leave the user wondering why nothing changed.
+//!
+//! Each stage owns its settings and their checks: `[source]` is [`crate::source::SourceConfig`],
+//! `[detect]` [`crate::detect::DetectConfig`], `[classify]` [`crate::classify::ClassifyConfig`],
+//! `[track]` [`crate::track::TrackConfig`], `[leds]` [`crate::signal::leds::LedConfig`],
+//! `[serial]` [`crate::signal::serial::SerialConfig`], and so on, each in the stage's `settings`
+//! module with the rules the stage itself applies (so a value is refused with the same words from a
+//! file, a flag or the library). [`Config`] only composes them. Values are checked while they are
+//! read, so each error carries the line it came from; checks between keys are the stages' `problem`
+//! methods, which [`check`] gives the line of the key they are about. [`check`] reports every bad
+//! line of a file at once (`emotiond check-config`). [`values`] holds the generic pieces the stages'
+//! rules are built from.
 
 pub mod values;
 
@@ -13,11 +22,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::classify::{CropRule, Emotion, Offsets};
-use crate::detect::DetectParams;
-use crate::track::TrackParams;
-
-pub use values::{Color, Fraction, SourceSpec};
+use crate::classify::ClassifyConfig;
+use crate::detect::DetectConfig;
+use crate::signal::leds::LedConfig;
+use crate::signal::serial::SerialConfig;
+use crate::source::SourceConfig;
+use crate::track::TrackConfig;
 
 /// Where the daemon looks for its configuration when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/emotiond/config.toml";
@@ -44,295 +54,6 @@ pub struct Config {
     pub mqtt: crate::signal::mqtt::MqttConfig,
     /// The kiosk web API (off while `listen` is unset).
     pub http: crate::signal::http::HttpConfig,
-}
-
-/// `[source]`: where frames come from.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SourceConfig {
-    /// `v4l2:/dev/videoN`, `rpicam`, `y4m:PATH`, `y4m:-` or `images:DIR`.
-    pub input: SourceSpec,
-    /// Requested frame width for cameras (the driver may pick the nearest it has).
-    #[serde(deserialize_with = "values::frame_side")]
-    pub width: u32,
-    /// Requested frame height for cameras.
-    #[serde(deserialize_with = "values::frame_side")]
-    pub height: u32,
-    /// Requested frame rate for cameras; for `images` and `y4m` files, the replay rate (0 = as fast as
-    /// the pipeline goes).
-    #[serde(deserialize_with = "values::fps")]
-    pub fps: f64,
-    /// V4L2 pixel format: `auto` picks the best the camera offers (GREY, NV12, YU12, YUYV, MJPEG).
-    pub format: values::PixelFormatChoice,
-    /// The program that reads the Pi camera module (`rpicam` source).
-    pub rpicam_command: PathBuf,
-}
-
-impl Default for SourceConfig {
-    fn default() -> Self {
-        SourceConfig {
-            input: SourceSpec::V4l2(PathBuf::from("/dev/video0")),
-            width: 640,
-            height: 480,
-            fps: 15.0,
-            format: values::PixelFormatChoice::Auto,
-            rpicam_command: PathBuf::from("rpicam-vid"),
-        }
-    }
-}
-
-/// `[detect]`: the cascade and `detectMultiScale`'s parameters.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DetectConfig {
-    /// Cascade XML; unset means `haarcascade_frontalface_default.xml` from the models directory.
-    pub cascade: Option<PathBuf>,
-    /// Pyramid step, above 1.
-    #[serde(deserialize_with = "values::scale_factor")]
-    pub scale_factor: f64,
-    /// Candidates a face needs (OpenCV's `minNeighbors`).
-    #[serde(deserialize_with = "values::small_count")]
-    pub min_neighbors: u32,
-    /// Smallest face side in pixels (0 = no limit).
-    #[serde(deserialize_with = "values::face_side")]
-    pub min_size: u32,
-    /// Largest face side in pixels (0 = no limit).
-    #[serde(deserialize_with = "values::face_side")]
-    pub max_size: u32,
-    /// Run the full-frame detector on every Kth frame and only a local search around known faces in
-    /// between; 1 (the default) detects on every frame, exactly as the reference does.
-    #[serde(deserialize_with = "values::positive")]
-    pub every: u32,
-    /// Detector threads; 0 (the default) means one per core. The boxes are the same at any count.
-    #[serde(deserialize_with = "values::threads")]
-    pub threads: u32,
-}
-
-impl Default for DetectConfig {
-    fn default() -> Self {
-        let p = DetectParams::fer();
-        DetectConfig {
-            cascade: None,
-            scale_factor: p.scale_factor,
-            min_neighbors: p.min_neighbors as u32,
-            min_size: p.min_size as u32,
-            max_size: p.max_size as u32,
-            every: 1,
-            threads: 0,
-        }
-    }
-}
-
-impl DetectConfig {
-    /// The detector parameters these settings give.
-    pub fn params(&self) -> DetectParams {
-        DetectParams {
-            scale_factor: self.scale_factor,
-            min_neighbors: self.min_neighbors as i32,
-            min_size: self.min_size as usize,
-            max_size: self.max_size as usize,
-        }
-    }
-}
-
-/// `[classify]`: the model and the face crop.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClassifyConfig {
-    /// The `.tflite` model; unset means `emotion_mini_xception_f32.tflite` from the models directory.
-    pub model: Option<PathBuf>,
-    /// Margin around the squared face in pixels, `[x, y]` (fer's `[10, 10]` when neither this nor
-    /// `relative_offsets` is set).
-    #[serde(deserialize_with = "values::pixel_offsets_opt")]
-    pub offsets: Option<[i32; 2]>,
-    /// Margin as a fraction of the face side, `[fx, fy]`, instead of pixels.
-    #[serde(deserialize_with = "values::relative_offsets_opt")]
-    pub relative_offsets: Option<[f32; 2]>,
-}
-
-impl ClassifyConfig {
-    /// The crop rule these settings give.
-    pub fn rule(&self) -> CropRule {
-        match (self.relative_offsets, self.offsets) {
-            (Some([x, y]), _) => CropRule {
-                offsets: Offsets::Proportional { x, y },
-            },
-            (None, Some([x, y])) => CropRule {
-                offsets: Offsets::Pixels { x, y },
-            },
-            (None, None) => CropRule::fer(),
-        }
-    }
-}
-
-/// Which face drives the LEDs when several are in view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Drive {
-    /// The largest box: usually the nearest person.
-    #[default]
-    Largest,
-    /// The face whose reported emotion has the highest smoothed probability.
-    MostConfident,
-    /// The face seen first (the oldest track).
-    First,
-}
-
-/// `[track]`: identity over time, smoothing and hysteresis.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrackConfig {
-    /// Least box overlap (IoU) for a face to continue a track.
-    pub min_iou: Fraction,
-    /// Consecutive frames a face must be seen before it is reported.
-    #[serde(deserialize_with = "values::positive")]
-    pub confirm_frames: u32,
-    /// Consecutive frames without the face before its track ends.
-    #[serde(deserialize_with = "values::positive")]
-    pub drop_frames: u32,
-    /// Weight of the newest frame in the moving average of probabilities (1 = no smoothing).
-    pub smoothing: Fraction,
-    /// Margin another emotion must lead by before the reported emotion changes.
-    pub hysteresis: Fraction,
-    /// Which face drives the LEDs: `largest`, `most-confident` or `first`.
-    pub drive: Drive,
-}
-
-impl Default for TrackConfig {
-    fn default() -> Self {
-        let p = TrackParams::default();
-        TrackConfig {
-            min_iou: Fraction(p.min_iou),
-            confirm_frames: p.confirm_hits,
-            drop_frames: p.drop_misses,
-            smoothing: Fraction(p.alpha),
-            hysteresis: Fraction(p.hysteresis),
-            drive: Drive::Largest,
-        }
-    }
-}
-
-impl TrackConfig {
-    /// The tracker parameters these settings give.
-    pub fn params(&self) -> TrackParams {
-        TrackParams {
-            min_iou: self.min_iou.0,
-            confirm_hits: self.confirm_frames,
-            drop_misses: self.drop_frames,
-            alpha: self.smoothing.0.max(f32::MIN_POSITIVE),
-            hysteresis: self.hysteresis.0,
-        }
-    }
-}
-
-/// How LED brightness follows the classifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Brightness {
-    /// Fully on or off.
-    #[default]
-    On,
-    /// Duty cycle = the smoothed probability of the shown emotion (PWM; `rppal` backend only).
-    Confidence,
-}
-
-/// What the LEDs do while no face is in view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Idle {
-    /// All off.
-    #[default]
-    Off,
-    /// The neutral LED (or the RGB LED in its neutral colour) blinks briefly every two seconds, to
-    /// show the daemon is alive.
-    Heartbeat,
-}
-
-/// `[leds]`: which lines, which backend, how they light.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LedConfig {
-    /// `log` (no hardware; prints LED changes), `rppal` (Raspberry Pi GPIO) or
-    /// `gpiocdev:/dev/gpiochipN` (the Linux GPIO character device, any board), or `none`.
-    pub backend: values::LedBackendSpec,
-    /// Lines are driven low to light the LED (LED between 3V3 and the pin).
-    pub active_low: bool,
-    /// `on` or `confidence` (PWM, `rppal` only).
-    pub brightness: Brightness,
-    /// PWM frequency in Hz for `brightness = "confidence"` and RGB colours.
-    #[serde(deserialize_with = "values::pwm_hz")]
-    pub pwm_hz: f64,
-    /// `off` or `heartbeat`.
-    pub idle: Idle,
-    /// Light every LED in turn at start-up.
-    pub lamp_test: bool,
-    /// One line per emotion (BCM numbers on a Pi, line offsets on a gpiochip). Emotions left out
-    /// have no LED. Ignored when `rgb` is set.
-    #[serde(deserialize_with = "values::emotion_pins")]
-    pub pins: values::EmotionPins,
-    /// An RGB LED instead: `{ red = R, green = G, blue = B }`.
-    #[serde(deserialize_with = "values::rgb_pins_opt")]
-    pub rgb: Option<values::RgbPins>,
-    /// The RGB LED's colour per emotion, as `"#rrggbb"`.
-    pub colors: values::EmotionColors,
-}
-
-impl Default for LedConfig {
-    fn default() -> Self {
-        LedConfig {
-            backend: values::LedBackendSpec::Log,
-            active_low: false,
-            brightness: Brightness::On,
-            pwm_hz: 200.0,
-            idle: Idle::Off,
-            lamp_test: true,
-            pins: values::EmotionPins::default(),
-            rgb: None,
-            colors: values::EmotionColors::default(),
-        }
-    }
-}
-
-/// The serial protocol's two encodings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum SerialFormat {
-    /// `emotiond/1 face id=1 ... *5C`: words and `key=value` pairs with an XOR checksum.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// `[serial]`: the event line.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SerialConfig {
-    /// The tty (`/dev/serial0`, `/dev/ttyUSB0`, a pty), `-` for standard output, or unset for none.
-    pub path: Option<String>,
-    /// Baud rate.
-    #[serde(deserialize_with = "values::baud")]
-    pub baud: u32,
-    /// `text` or `json`.
-    pub format: SerialFormat,
-    /// Seconds between status lines (0 = none).
-    #[serde(deserialize_with = "values::seconds")]
-    pub status_interval: f64,
-    /// Seconds between attempts to reopen a serial port that failed.
-    #[serde(deserialize_with = "values::seconds")]
-    pub retry_interval: f64,
-}
-
-impl Default for SerialConfig {
-    fn default() -> Self {
-        SerialConfig {
-            path: None,
-            baud: 115_200,
-            format: SerialFormat::Text,
-            status_interval: 10.0,
-            retry_interval: 5.0,
-        }
-    }
 }
 
 /// One problem in a configuration file.
@@ -471,76 +192,48 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-/// Checks between keys, which a single value's reader cannot see.
+/// Checks between keys, which a single value's reader cannot see: the stages' own, each given the
+/// line of the key it is about, and the one that needs the file's text.
 fn cross_checks(c: &Config, text: &str) -> Vec<ConfigIssue> {
     let mut issues = Vec::new();
-    let src = &c.source;
-    if let Err(e) = crate::frame::check_size(u64::from(src.width), u64::from(src.height)) {
-        issues.push(ConfigIssue {
-            line: line_of_key(text, "height").or_else(|| line_of_key(text, "width")),
-            message: format!("source.width x source.height: {e}"),
-        });
-    }
-    let d = &c.detect;
-    if d.max_size != 0 && d.max_size < d.min_size {
-        issues.push(ConfigIssue {
-            line: line_of_key(text, "max_size"),
-            message: format!(
-                "detect.max_size {} is below detect.min_size {}; raise it or use 0 for no limit",
-                d.max_size, d.min_size
-            ),
-        });
-    }
-    if c.classify.offsets.is_some() && c.classify.relative_offsets.is_some() {
-        issues.push(ConfigIssue {
-            line: line_of_key(text, "relative_offsets"),
-            message: "classify: set offsets or relative_offsets, not both".into(),
-        });
-    }
-    if let Some(message) = c.http.problem() {
-        issues.push(ConfigIssue {
-            line: line_of_key(text, "listen"),
-            message,
-        });
-    }
-    let leds = &c.leds;
-    if leds.brightness == Brightness::Confidence
-        && !matches!(leds.backend, values::LedBackendSpec::Rppal)
-    {
-        issues.push(ConfigIssue {
-            line: line_of_key(text, "brightness"),
-            message: format!(
-                "leds.brightness = \"confidence\" needs PWM, which only the rppal backend has (backend is {}); use brightness = \"on\"",
-                leds.backend
-            ),
-        });
-    }
-    if leds.rgb.is_some() {
-        if !matches!(leds.backend, values::LedBackendSpec::Rppal) {
-            // Without PWM an RGB LED still shows the seven colours that are on/off mixes.
-            for e in Emotion::ALL {
-                let c = leds.colors.get(e);
-                if !c.is_on_off() {
-                    issues.push(ConfigIssue {
-                        line: line_of_key(text, e.name()),
-                        message: format!(
-                            "leds.colors.{e} = \"{c}\" needs PWM (rppal backend); without it each channel must be 00 or ff"
-                        ),
-                    });
-                }
-            }
-        }
-        let explicit_pins =
-            text.lines().any(|l| l.trim() == "[leds.pins]") || line_of_key(text, "pins").is_some();
-        if explicit_pins {
+    let mut at = |key: &str, message: Option<String>| {
+        if let Some(message) = message {
             issues.push(ConfigIssue {
-                line: line_of_key(text, "rgb"),
-                message: "leds: set pins (one LED per emotion) or rgb (one RGB LED), not both"
-                    .into(),
+                line: line_of_key(text, key),
+                message,
             });
         }
+    };
+    let height_or_width = if line_of_key(text, "height").is_some() {
+        "height"
+    } else {
+        "width"
+    };
+    at(height_or_width, c.source.problem());
+    at("max_size", c.detect.problem());
+    at("relative_offsets", c.classify.problem());
+    at("listen", c.http.problem());
+    for (key, message) in c.leds.problems() {
+        at(key, Some(message));
+    }
+    // `pins` has a default, so only the text tells whether it was set next to `rgb`.
+    let explicit_pins =
+        text.lines().any(|l| l.trim() == "[leds.pins]") || line_of_key(text, "pins").is_some();
+    if c.leds.rgb.is_some() && explicit_pins {
+        at(
+            "rgb",
+            Some("leds: set pins (one LED per emotion) or rgb (one RGB LED), not both".into()),
+        );
     }
     issues
+}
+
+/// For the stages' tests: the one problem the configuration reports for `text`.
+#[cfg(test)]
+pub(crate) fn config_says(text: &str) -> String {
+    let (_, issues) = check(text);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    issues[0].message.clone()
 }
 
 #[cfg(test)]

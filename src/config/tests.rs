@@ -1,4 +1,10 @@
 use super::*;
+use crate::classify::{CropRule, Emotion, Offsets};
+use crate::detect::DetectParams;
+use crate::signal::leds::{EmotionPins, LedBackendSpec};
+use crate::signal::serial::SerialFormat;
+use crate::source::SourceSpec;
+use crate::track::{Drive, TrackParams};
 
 fn issues(text: &str) -> Vec<(Option<usize>, String)> {
     let (config, issues) = check(text);
@@ -13,7 +19,7 @@ fn an_empty_file_gives_the_defaults() {
     assert_eq!(c.detect.params(), DetectParams::fer());
     assert_eq!(c.track.params(), TrackParams::default());
     assert_eq!(c.classify.rule(), CropRule::fer());
-    assert_eq!(c.leds.pins, values::EmotionPins::default());
+    assert_eq!(c.leds.pins, EmotionPins::default());
 }
 
 #[test]
@@ -57,7 +63,7 @@ format = "json"
     assert_eq!(c.track.drive, Drive::MostConfident);
     assert_eq!(
         c.leds.backend,
-        values::LedBackendSpec::Gpiocdev("/dev/gpiochip1".into())
+        LedBackendSpec::Gpiocdev("/dev/gpiochip1".into())
     );
     assert_eq!(c.leds.pins.get(Emotion::Happy), Some(5));
     assert_eq!(
@@ -179,7 +185,7 @@ fn the_board_file_parses_and_documents_the_defaults() {
     expect.detect.cascade = Some("haarcascade_frontalface_default.xml".into());
     expect.classify.model = Some(crate::classify::DEFAULT_MODEL.into());
     expect.classify.offsets = Some([10, 10]);
-    expect.leds.backend = values::LedBackendSpec::Rppal;
+    expect.leds.backend = LedBackendSpec::Rppal;
     expect.serial.path = Some("/dev/serial0".into());
     assert_eq!(c, expect);
     assert_eq!(c.classify.rule(), CropRule::fer());
@@ -211,6 +217,8 @@ fn absurd_source_and_face_sizes_are_refused_where_they_are_set() {
         ("[source]\nwidth = 0\n", "16 to 8192"),
         ("[source]\nheight = 100000\n", "16 to 8192"),
         ("[detect]\nmin_size = 99999\n", "0 (no limit) to 8192"),
+        // smoothing 0 used to pass here and become f32::MIN_POSITIVE; the tracker's rule refuses it.
+        ("[track]\nsmoothing = 0\n", "above 0 and at most 1"),
     ] {
         let got = issues(text);
         assert_eq!(got.len(), 1, "{text}: {got:#?}");

@@ -40,8 +40,10 @@ mod compiled;
 pub mod group;
 pub mod integral;
 mod scan;
+pub mod settings;
 
 pub use cascade::{Cascade, CascadeError, FeatureKind};
+pub use settings::DetectConfig;
 
 use crate::frame::GrayFrame;
 pub use crate::frame::Rect;
@@ -66,14 +68,14 @@ const CHUNKS_PER_THREAD: usize = 4;
 /// The parameters of `detectMultiScale`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetectParams {
-    /// Pyramid step, `> 1` (OpenCV's `scaleFactor`).
+    /// Pyramid step, above 1 and at most 4 (OpenCV's `scaleFactor`).
     pub scale_factor: f64,
-    /// A face needs more than this many raw candidates in its cluster (`minNeighbors`); 0 returns
-    /// every raw candidate ungrouped.
+    /// A face needs more than this many raw candidates in its cluster (`minNeighbors`, at most
+    /// 100); 0 returns every raw candidate ungrouped.
     pub min_neighbors: i32,
-    /// Smallest face side in pixels; 0 for no limit (`minSize`).
+    /// Smallest face side in pixels; 0 for no limit (`minSize`, at most [`crate::frame::MAX_SIDE`]).
     pub min_size: usize,
-    /// Largest face side in pixels; 0 for no limit (`maxSize`).
+    /// Largest face side in pixels; 0 for no limit (`maxSize`, at most [`crate::frame::MAX_SIDE`]).
     pub max_size: usize,
 }
 
@@ -99,27 +101,17 @@ impl DetectParams {
         }
     }
 
-    /// Checks the values OpenCV would reject or that cannot work.
+    /// Checks the values OpenCV would reject or that cannot work, by the same rules the
+    /// configuration applies ([`settings`]).
     pub fn validate(&self) -> Result<(), DetectError> {
-        if !(self.scale_factor.is_finite() && self.scale_factor > 1.0) {
-            return Err(DetectError::BadParam(format!(
-                "scale factor {} must be a number above 1 (1.1 is usual; larger is faster and coarser)",
-                self.scale_factor
-            )));
-        }
-        if self.min_neighbors < 0 {
-            return Err(DetectError::BadParam(format!(
-                "min neighbours {} must be 0 or more",
-                self.min_neighbors
-            )));
-        }
-        if self.max_size != 0 && self.max_size < self.min_size {
-            return Err(DetectError::BadParam(format!(
-                "max size {} is below min size {}",
-                self.max_size, self.min_size
-            )));
-        }
-        Ok(())
+        let bad =
+            |key: &'static str| move |e: String| DetectError::BadParam(format!("{key} = {e}"));
+        let wide = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        settings::scale_factor(self.scale_factor).map_err(bad("scale_factor"))?;
+        settings::min_neighbors(i64::from(self.min_neighbors)).map_err(bad("min_neighbors"))?;
+        let min = settings::face_side(wide(self.min_size)).map_err(bad("min_size"))?;
+        let max = settings::face_side(wide(self.max_size)).map_err(bad("max_size"))?;
+        settings::size_order(min, max).map_err(DetectError::BadParam)
     }
 }
 
@@ -146,13 +138,13 @@ pub enum DetectError {
 /// A thread count that cannot be used, for the detector or the classifier.
 #[derive(Debug, thiserror::Error)]
 pub enum ThreadsError {
-    /// A count above [`MAX_THREADS`].
-    #[error("{name} threads {threads}: expected 0 (all cores) to {MAX_THREADS}")]
+    /// A count above [`MAX_THREADS`], refused by [`settings::threads`].
+    #[error("{name} threads: {message}")]
     TooMany {
         /// Whose threads ("detector", "classifier").
         name: &'static str,
-        /// Threads asked for.
-        threads: usize,
+        /// What the rule says.
+        message: String,
     },
     /// The thread pool could not be started.
     #[error("cannot start {threads} {name} threads: {source}")]
@@ -174,9 +166,8 @@ pub fn thread_pool(
     threads: usize,
     name: &'static str,
 ) -> Result<(usize, Option<rayon::ThreadPool>), ThreadsError> {
-    if threads > MAX_THREADS {
-        return Err(ThreadsError::TooMany { name, threads });
-    }
+    settings::threads(i64::try_from(threads).unwrap_or(i64::MAX))
+        .map_err(|message| ThreadsError::TooMany { name, message })?;
     let threads = if threads == 0 {
         auto_threads()
     } else {
@@ -554,6 +545,8 @@ mod tests {
         assert!(p.validate().is_ok());
         p.scale_factor = 1.0;
         assert!(p.validate().unwrap_err().to_string().contains("above 1"));
+        p.scale_factor = 9.0;
+        assert!(p.validate().unwrap_err().to_string().contains("at most 4"));
         p.scale_factor = f64::NAN;
         assert!(p.validate().is_err());
         let p = DetectParams {
@@ -564,7 +557,7 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("below min size"));
+            .contains("max_size 20 is below min_size 50"));
     }
 
     #[test]

@@ -33,10 +33,10 @@ use thiserror::Error;
 
 use super::{Pipeline, PipelineError};
 use crate::classify::{Classifier, ClassifyError, CropRule, EmotionModel, ModelError, Probs};
-use crate::config::SerialFormat;
 use crate::detect::{self, Cascade, CascadeError, DetectError, DetectParams, Detector};
 use crate::frame::{GrayFrame, Rect};
 use crate::signal::protocol::{Encoder, Event};
+use crate::signal::serial::SerialFormat;
 use crate::source::luma::{luma_into, LumaError, PixelFormat};
 use crate::source::still::{self, StillError};
 use crate::track::{TrackEvent, TrackParamError, TrackParams, Tracker};
@@ -46,6 +46,17 @@ pub const DEFAULT_ITERATIONS: u32 = 20;
 
 /// The most iterations [`run`] accepts (hours per row on a Pi beyond this).
 pub const MAX_ITERATIONS: u32 = 10_000;
+
+/// The rule for an iteration count (`bench --iterations` and [`BenchSetup::iterations`]): 1 to
+/// [`MAX_ITERATIONS`].
+pub fn check_iterations(v: i64) -> Result<u32, String> {
+    crate::config::values::count(
+        v,
+        1,
+        i64::from(MAX_ITERATIONS),
+        &format!("expected 1 to {MAX_ITERATIONS}"),
+    )
+}
 
 /// Untimed frames each stage runs first.
 pub const WARMUP: u32 = 3;
@@ -71,12 +82,12 @@ const BUNDLED: [(&str, &[u8]); 2] = [
 /// Why a bench could not run. Each variant names the file, frame or setting at fault.
 #[derive(Debug, Error)]
 pub enum BenchError {
-    /// The iteration count is 0 or above [`MAX_ITERATIONS`].
-    #[error("iterations {0}: expected 1 to {MAX_ITERATIONS}")]
-    Iterations(u32),
-    /// The thread count is above [`detect::MAX_THREADS`].
-    #[error("threads {0}: expected 0 (all cores) to {max}", max = detect::MAX_THREADS)]
-    Threads(usize),
+    /// The iteration count is 0 or above [`MAX_ITERATIONS`] ([`check_iterations`] says so).
+    #[error("iterations {0}")]
+    Iterations(String),
+    /// The thread count is above [`detect::MAX_THREADS`] ([`detect::settings::threads`] says so).
+    #[error("threads {0}")]
+    Threads(String),
     /// No cascade was given.
     #[error("no cascade to time")]
     NoCascade,
@@ -267,12 +278,9 @@ pub struct BenchSetup {
 impl BenchSetup {
     /// Checks the counts.
     pub fn validate(&self) -> Result<(), BenchError> {
-        if !(1..=MAX_ITERATIONS).contains(&self.iterations) {
-            return Err(BenchError::Iterations(self.iterations));
-        }
-        if self.threads > detect::MAX_THREADS {
-            return Err(BenchError::Threads(self.threads));
-        }
+        check_iterations(i64::from(self.iterations)).map_err(BenchError::Iterations)?;
+        detect::settings::threads(i64::try_from(self.threads).unwrap_or(i64::MAX))
+            .map_err(BenchError::Threads)?;
         if self.cascades.is_empty() {
             return Err(BenchError::NoCascade);
         }

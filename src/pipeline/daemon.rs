@@ -20,12 +20,13 @@ use thiserror::Error;
 
 use super::mailbox::{Mailbox, Msg};
 use super::{stats, Pipeline, PipelineError};
-use crate::config::{Config, SourceConfig};
+use crate::config::Config;
 use crate::frame::GrayFrame;
 use crate::signal::fanout::Fanout;
-use crate::signal::leds::{LedController, LedState};
+use crate::signal::led_retry::{LedHealth, RetryingLeds};
+use crate::signal::leds::LedState;
 use crate::signal::protocol::{Event, Value};
-use crate::source::{self, FrameSource, SourceError};
+use crate::source::{self, FrameSource, SourceConfig, SourceError};
 use crate::track::TrackEvent;
 
 /// Frames in flight between the reader and the pipeline.
@@ -84,8 +85,8 @@ pub struct RunOptions {
 
 /// The outputs the main loop drives.
 pub struct Outputs {
-    /// The LEDs, if any.
-    pub leds: Option<LedController>,
+    /// The LEDs, if any: let go and reopened when their hardware fails mid-run.
+    pub leds: Option<RetryingLeds>,
     /// Where protocol events go: the serial line, MQTT, the local socket, the web API.
     pub sinks: Fanout,
 }
@@ -104,10 +105,28 @@ impl Outputs {
         self.sinks.emit(event);
     }
 
+    /// Shows `state`; reports LEDs that fail (the daemon goes on without them) and come back.
     fn show(&mut self, state: LedState, now: Duration) {
-        if let Some(leds) = &mut self.leds {
-            if let Err(e) = leds.show(state, now) {
-                log::warn!("{e}");
+        let Some(leds) = &mut self.leds else {
+            return;
+        };
+        match leds.show(state, now) {
+            None => {}
+            Some(LedHealth::Lost(e)) => {
+                let reason = e.to_string();
+                log::error!(
+                    "{reason}; going on without LEDs, opening them again every {} s",
+                    crate::signal::led_retry::LED_RETRY.as_secs()
+                );
+                self.emit(
+                    &Event::new("leds")
+                        .with("state", Value::Str("lost"))
+                        .with("reason", Value::Str(&reason)),
+                );
+            }
+            Some(LedHealth::Back(name)) => {
+                log::info!("LEDs {name}: open again");
+                self.emit(&Event::new("leds").with("state", Value::Str("ok")));
             }
         }
     }
@@ -234,7 +253,10 @@ pub fn run(
 
     let version = env!("CARGO_PKG_VERSION");
     let source_name = cfg.source.input.to_string();
-    let leds_name = out.leds.as_ref().map_or("none".into(), |l| l.describe());
+    let leds_name = out
+        .leds
+        .as_ref()
+        .map_or("none".into(), |l| l.describe().to_string());
     out.emit(
         &Event::new("start")
             .with("version", Value::Str(version))
@@ -244,7 +266,7 @@ pub fn run(
     );
     log::info!("emotiond {version} started: source {source_name}, LEDs {leds_name}");
     if opts.lamp_test {
-        if let Some(leds) = &mut out.leds {
+        if let Some(leds) = out.leds.as_mut().and_then(|l| l.controller()) {
             if let Err(e) = leds.lamp_test(Duration::from_millis(150)) {
                 log::warn!("lamp test: {e}");
             }

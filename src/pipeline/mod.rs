@@ -11,9 +11,9 @@ use std::time::Instant;
 use thiserror::Error;
 
 use crate::classify::{classify_parallel, Classifier, ClassifyError, Probs};
-use crate::config::Drive;
 use crate::detect::{DetectError, DetectParams, Detector};
 use crate::frame::{GrayFrame, Rect};
+use crate::track::Drive;
 use crate::track::{Track, TrackEvent, TrackParamError, TrackParams, Tracker};
 
 use stats::Latencies;

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use gpiocdev::line::{Value, Values};
 
-use super::leds::{lines_of, LedController, LedDriver, LedError, LedLine};
-use crate::config::values::LedBackendSpec;
-use crate::config::LedConfig;
+use super::led_retry::{RetryingLeds, LED_RETRY};
+use super::leds::{
+    lines_of, LedBackendSpec, LedConfig, LedController, LedDriver, LedError, LedLine,
+};
 
 /// Opens the backend `cfg` names and returns a controller with every LED off, or `None` for
 /// `backend = "none"`.
@@ -22,6 +23,18 @@ pub fn open_leds(cfg: &LedConfig) -> Result<Option<LedController>, LedError> {
         LedBackendSpec::Rppal => Box::new(RppalLeds::open(&lines, cfg.active_low, cfg.pwm_hz)?),
     };
     LedController::new(cfg, driver).map(Some)
+}
+
+/// Opens the LEDs as [`open_leds`] does (a failure now is an error: a wrong pin or path must stop
+/// the start), wrapped so that a failure later lets them go and reopens them every
+/// [`LED_RETRY`] with the same settings.
+pub fn open_retrying_leds(cfg: &LedConfig) -> Result<Option<RetryingLeds>, LedError> {
+    let Some(leds) = open_leds(cfg)? else {
+        return Ok(None);
+    };
+    let cfg = cfg.clone();
+    let open = Box::new(move || open_leds(&cfg));
+    Ok(Some(RetryingLeds::new(leds, open, LED_RETRY)))
 }
 
 /// No hardware: every change is one `info` line in the log (`LEDs: happy` or `LEDs: off`), for
@@ -151,6 +164,12 @@ impl LedDriver for GpiocdevLeds {
             };
             self.values.set(offset, v);
         }
+        self.check()
+    }
+
+    /// Sets the lines to the levels last written (the controller writes once when it opens): a
+    /// removed or unbound chip fails with ENODEV.
+    fn check(&mut self) -> Result<(), LedError> {
         self.request
             .set_values(&self.values)
             .map_err(|e| LedError::Write {

@@ -5,8 +5,8 @@
 //! them, and costs nothing (no copy, no allocation) while none does.
 
 use crate::classify::{Emotion, Probs};
-use crate::config::SerialFormat;
 use crate::frame::{GrayFrame, Rect};
+use crate::signal::serial::SerialFormat;
 use crate::track::{Track, Tracker};
 
 use super::protocol::{Encoder, Event};

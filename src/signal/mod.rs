@@ -4,6 +4,8 @@
 //! - [`leds`]: what the LEDs should show ([`LedController`]) and the hardware edge ([`LedDriver`]),
 //!   with backends for a Raspberry Pi (`rppal`), any Linux GPIO character device (`gpiocdev`,
 //!   including the kernel's gpio-sim) and the log (no hardware).
+//! - [`led_retry`]: LEDs whose hardware fails mid-run are let go and opened again every 5 s
+//!   ([`RetryingLeds`]); the daemon goes on without them meanwhile.
 //! - [`protocol`]: the versioned serial line protocol, as text with a checksum or as JSON.
 //! - [`fanout`]: the one fan-out that encodes each event once, as text and as JSON, and hands it
 //!   to every [`EventSink`].
@@ -26,6 +28,7 @@
 pub mod backends;
 pub mod fanout;
 pub mod http;
+pub mod led_retry;
 pub mod leds;
 pub mod mqtt;
 pub mod protocol;
@@ -33,9 +36,10 @@ pub mod serial;
 pub mod snapshot;
 pub mod socket;
 
-pub use backends::open_leds;
+pub use backends::{open_leds, open_retrying_leds};
 pub use fanout::{EventSink, FaceBox, Fanout, Lines};
 pub use http::{HttpConfig, HttpSink};
+pub use led_retry::{LedHealth, RetryingLeds};
 pub use leds::{LedController, LedDriver, LedError, LedLine, LedState};
 pub use protocol::{Encoder, Event};
 pub use serial::{LineSink, RetryingSerial, SerialSink};

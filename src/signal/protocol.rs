@@ -16,8 +16,8 @@
 use std::fmt::Write;
 
 use crate::classify::Emotion;
-use crate::config::SerialFormat;
 use crate::frame::Rect;
+use crate::signal::serial::SerialFormat;
 use crate::track::{TrackEvent, Tracker};
 
 /// The protocol version both forms carry.

@@ -4,22 +4,24 @@
 //! reuses one buffer. Sources: still images ([`still`]), folders or lists of images replayed in
 //! order ([`images`]), Y4M streams from a file or a pipe ([`y4m`]), V4L2 cameras ([`v4l2`], with the
 //! pixel formats in [`luma`]) and the Pi camera module through `rpicam-vid` ([`rpicam`]).
-//! [`open`] turns a configured [`SourceSpec`] into one of them.
+//! [`open`] turns a configured [`SourceSpec`] into one of them. The source's settings and their
+//! rules (frame rate, frame size) are in [`settings`].
 
 pub mod images;
 pub mod luma;
 pub mod rpicam;
+pub mod settings;
 pub mod still;
 pub mod v4l2;
 pub mod y4m;
 
 use thiserror::Error;
 
-use crate::config::{SourceConfig, SourceSpec};
 use crate::frame::GrayFrame;
 
 pub use images::ImageSequence;
 pub use rpicam::RpicamSource;
+pub use settings::{PixelFormatChoice, SourceConfig, SourceSpec};
 pub use v4l2::V4l2Source;
 pub use y4m::Y4mSource;
 

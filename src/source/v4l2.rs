@@ -21,8 +21,7 @@ use v4l::video::Capture;
 use v4l::{Device, FourCC};
 
 use super::luma::{luma_into, PixelFormat};
-use super::{FrameSource, SourceError};
-use crate::config::values::PixelFormatChoice;
+use super::{FrameSource, PixelFormatChoice, SourceError};
 use crate::frame::GrayFrame;
 
 /// How long to wait for a frame before the device counts as lost.

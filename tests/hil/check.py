@@ -85,7 +85,8 @@ def main():
     need(events and events[-1][0] == "stop" and events[-1][1].get("reason") == "signal",
          "serial: the last line is the stop line with reason=signal",
          f"serial: last line {events[-1][2] if events else 'missing'}")
-    emotions = [e for e in events if e[0] == "face" and "emotion" in e[1]]
+    # The frames' own events come first; the faults' follow them.
+    emotions = [e for e in events if e[0] == "face" and "emotion" in e[1]][:len(ref["frames"])]
     got = [(e[1]["emotion"], e[1]["box"]) for e in emotions]
     want = [(f["expect"]["emotion"], ",".join(map(str, f["expect"]["box"]))) for f in ref["frames"]]
     need(got == want, f"serial: face events {got}, the reference's boxes exactly",
@@ -112,6 +113,94 @@ def main():
         need(exits and exits[0].get("result") == "success",
              "systemd: systemctl stop ends it with Result=success",
              f"systemd: after stop: {exits}")
+
+    last = ref["frames"][-1]
+    last_want = "".join("1" if l == last["expect"]["emotion"] else "0" for l in labels)
+    first = ref["frames"][0]
+    first_want = "".join("1" if l == first["expect"]["emotion"] else "0" for l in labels)
+    last_face = (last["expect"]["emotion"], ",".join(map(str, last["expect"]["box"])))
+    after = events[events.index(emotions[-1]) + 1:] if emotions else []
+
+    def shown(phase, frame, want):
+        s = [fields(l) for l in t if l.startswith(f"T_SHOWN phase={phase} ")]
+        ok = bool(s) and s[0]["leds"] == want
+        need(ok, f"{phase}: the {frame['expect']['emotion']} LED lit again ({want}) after "
+             f"{float(s[0]['at']) - float(s[0]['from']):.1f} s" if ok else "",
+             f"{phase}: LEDs {s[0]['leds'] if s else 'never sampled'}, expected {want}")
+
+    def in_order(steps, what):
+        """Whether the serial events after the frames' own hold each step, in this order."""
+        i, found = 0, []
+        for step_name, test in steps:
+            while i < len(after) and not test(after[i]):
+                i += 1
+            if i == len(after):
+                need(False, "", f"serial ({what}): no {step_name} after {found or 'the frames'}: "
+                     f"{[e[2] for e in after]}")
+                return
+            found.append(after[i][2])
+            i += 1
+        need(True, f"serial ({what}): " + " -> ".join(found), "")
+
+    def is_(kind, **kv):
+        return lambda e: e[0] == kind and all(e[1].get(k) == v for k, v in kv.items())
+
+    def appeared_last(e):
+        return e[0] == "face" and e[1].get("event") == "appeared" and (e[1].get("emotion"), e[1].get("box")) == last_face
+
+    if "--systemd" not in sys.argv[4:]:
+        # The faults of guest/test.sh, injected while the last frame is shown.
+        lost = [fields(l) for l in t if l.startswith("T_LOST camera")]
+        need(lost and lost[0]["leds"] == "0000000", "camera unplugged: the LEDs went off",
+             f"camera unplugged: LEDs {lost}")
+        shown("camera", last, last_want)
+        shown("serial-gone", first, first_want)
+        shown("serial-back", last, last_want)
+        down = [fields(l) for l in t if l.startswith("T_LEDS_DOWN")]
+        need(down and down[0]["held"] == "0", "LED chip removed: emotiond let its lines go (no GPIO file open)",
+             f"LED chip removed: emotiond still holds GPIO files: {down}")
+        shown("gpio", last, last_want)
+        need(any(l.startswith("T_ALIVE") for l in t), "emotiond ran through the three faults",
+             "emotiond was gone after the faults")
+        in_order([("source state=lost", lambda e: is_("source", state="lost")(e) and e[1].get("reason")),
+                  ("source state=ok", is_("source", state="ok")),
+                  ("the face again", appeared_last)], "camera")
+        in_order([("source state=ok", is_("source", state="ok")),
+                  ("serial state=reopened with lines dropped",
+                   lambda e: e[0] == "serial" and e[1].get("state") == "reopened" and int(e[1].get("dropped", 0)) >= 1),
+                  ("the face again", appeared_last)], "serial port")
+        in_order([("leds state=lost", lambda e: is_("leds", state="lost")(e) and e[1].get("reason")),
+                  ("leds state=ok", is_("leds", state="ok"))], "LED chip")
+
+    if "--systemd" in sys.argv[4:]:
+        killed = [fields(l) for l in t if l.startswith("T_KILLED")]
+        need(killed and killed[0]["leds"] == "0000000",
+             "SIGKILL: every line reads 0 while systemd waits to restart",
+             f"SIGKILL: {killed}")
+        again = [fields(l) for l in t if l.startswith("T_RESTARTED phase=kill")]
+        need(again and again[0]["leds"] == "0000000", "SIGKILL: the restarted emotiond starts with the LEDs off",
+             f"SIGKILL: after the restart {again}")
+        for phase in ("kill", "watchdog"):
+            r = [fields(l) for l in t if l.startswith(f"T_RESTART phase={phase} ")]
+            r = r[0] if r else {}
+            ok = r and r["pid"] != r["was"] and int(r["restarts"]) == int(r["before"]) + 1
+            if phase == "watchdog":
+                ok = ok and int(r.get("watchdog_timeouts", 0)) >= 1
+            need(ok, f"{phase}: systemd restarted emotiond.service (pid {r.get('was')} -> {r.get('pid')}, "
+                 f"NRestarts {r.get('before')} -> {r.get('restarts')})",
+                 f"{phase}: no restart by systemd: {r}")
+            shown(phase, last, last_want)
+        stop = [fields(l) for l in t if l.startswith("T_FAULT stop=")]
+        need(stop and stop[0]["watchdog_usec"] in ("6s", "6000000"),
+             "SIGSTOP: with the drop-in, WatchdogSec=6 (the journal says \"Watchdog timeout\")",
+             f"SIGSTOP: {stop}")
+        starts = [i for i, e in enumerate(events) if e[0] == "start"]
+        need(len(starts) == 4, "serial: four start lines (the first, after SIGKILL, after the drop-in's restart, "
+             "after the watchdog)", f"serial: {len(starts)} start lines")
+        for a, b in zip(starts[1:], starts[2:] + [len(events)]):
+            need(any(appeared_last(e) for e in events[a:b]),
+                 f"serial: after the start line {events[a][2][:40]}..., the face again",
+                 f"serial: no face after the start line {events[a][2]}")
 
     rss = [fields(l) for l in t if l.startswith("T_RSS")]
     if rss:

@@ -1,10 +1,14 @@
 # The HIL test inside the busybox VM, run by /init: sets up the real drivers, runs emotiond against
-# them, and prints what it sees as T_ lines for tests/hil/check.py (see lib.sh).
+# them, and prints what it sees as T_ lines for tests/hil/check.py (see lib.sh). After the frames, with
+# the last one shown, three faults: the camera unplugged, the serial port gone, the LED chip removed,
+# each followed by its return.
 . /hil/lib.sh
 
 echo "== drivers: vivid loopback, gpio-sim; serial $HIL_SERIAL"
 setup_drivers
-sed "s|@CHIP@|/dev/$CHIP|; s|@SERIAL@|$HIL_SERIAL|" /hil/config.toml > /tmp/config.toml
+# The LED chip by a stable name (see fault_gpio in lib.sh).
+ln -s /dev/$CHIP /dev/emotiond-leds
+sed "s|@CHIP@|/dev/emotiond-leds|; s|@SERIAL@|$HIL_SERIAL|" /hil/config.toml > /tmp/config.toml
 feed "$(first_frame)"
 sleep 0.5
 echo "T_START uptime=$(up)"
@@ -12,6 +16,11 @@ emotiond run --config /tmp/config.toml > /tmp/emotiond.log 2>&1 &
 PID=$!
 show_frames $PID
 report_rss $PID
+echo "== faults"
+fault_camera $PID /tmp/emotiond.log
+fault_serial $PID /tmp/emotiond.log
+fault_gpio $PID /tmp/emotiond.log
+kill -0 $PID 2>/dev/null && echo "T_ALIVE after faults"
 kill -TERM $PID
 t0=$(up)
 wait $PID

@@ -1,11 +1,17 @@
-//! What the LEDs show, independent of how they are wired.
+//! What the LEDs show, independent of how they are wired. The LEDs' settings and their rules are
+//! in [`settings`].
+
+pub mod settings;
 
 use std::time::Duration;
 
 use thiserror::Error;
 
 use crate::classify::Emotion;
-use crate::config::{Brightness, Idle, LedConfig};
+pub use settings::{
+    Brightness, Color, EmotionColors, EmotionPins, Idle, LedBackendSpec, LedConfig, RgbPins,
+    MAX_PIN,
+};
 
 /// Why an LED backend failed. Each variant names the device or pin.
 #[derive(Debug, Error)]
@@ -47,6 +53,12 @@ pub trait LedDriver {
     /// Sets every line at once; `levels[i]` (0 = off, 1 = fully on) is for the i-th line the
     /// driver was opened with. Levels are logical: active-low wiring is the driver's business.
     fn write(&mut self, levels: &[f32]) -> Result<(), LedError>;
+
+    /// Fails if the hardware has gone away (a gpiochip removed or unbound). Called about once a
+    /// second, so it must be cheap; the default is for backends that cannot lose their hardware.
+    fn check(&mut self) -> Result<(), LedError> {
+        Ok(())
+    }
 }
 
 /// What the LEDs should show.
@@ -200,6 +212,12 @@ impl LedController {
         self.show(LedState::Off, Duration::ZERO)
     }
 
+    /// Asks the driver whether its hardware is still there ([`LedDriver::check`]), so a chip that
+    /// went away is noticed even while the LEDs show the same thing for hours.
+    pub fn check(&mut self) -> Result<(), LedError> {
+        self.driver.check()
+    }
+
     fn flush(&mut self) -> Result<(), LedError> {
         if self.written == self.levels {
             return Ok(());
@@ -215,7 +233,6 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::config::values::RgbPins;
 
     /// A driver that records what it was told, for checking the controller's logic.
     struct Recorder(Arc<Mutex<Vec<Vec<f32>>>>);
@@ -309,7 +326,7 @@ mod tests {
     #[test]
     fn the_lamp_test_lights_each_line_in_turn() {
         let cfg = LedConfig {
-            pins: crate::config::values::EmotionPins {
+            pins: EmotionPins {
                 angry: None,
                 disgust: None,
                 fear: None,

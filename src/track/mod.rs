@@ -10,23 +10,26 @@
 //! label changes only when another class's smoothed probability beats the reported one's by
 //! `hysteresis`, so two close classes do not make the LEDs flicker.
 
+pub mod settings;
+
 use thiserror::Error;
 
 use crate::classify::{Emotion, Probs, CLASS_COUNT};
 use crate::frame::Rect;
+pub use settings::{Drive, TrackConfig};
 
 /// Tracking settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrackParams {
-    /// Least IoU for a face to continue a track (0..1).
+    /// Least IoU for a face to continue a track (0 to 1).
     pub min_iou: f32,
-    /// Consecutive matches before a track is reported.
+    /// Consecutive matches before a track is reported (1 to 10000).
     pub confirm_hits: u32,
-    /// Consecutive frames without a match before a track is dropped.
+    /// Consecutive frames without a match before a track is dropped (1 to 10000).
     pub drop_misses: u32,
     /// Weight of the newest probabilities in the moving average (0 < alpha <= 1; 1 = no smoothing).
     pub alpha: f32,
-    /// Margin by which another class must beat the reported one before the label changes.
+    /// Margin by which another class must beat the reported one before the label changes (0 to 1).
     pub hysteresis: f32,
 }
 
@@ -44,42 +47,26 @@ impl Default for TrackParams {
 
 /// A tracking setting out of range.
 #[derive(Debug, Error, PartialEq)]
-#[error("tracking setting {name} = {value} is out of range: {expected}")]
+#[error("tracking setting {name} = {message}")]
 pub struct TrackParamError {
     /// The setting.
     pub name: &'static str,
-    /// Its value.
-    pub value: f32,
-    /// What it must be.
-    pub expected: &'static str,
+    /// What its rule ([`settings`]) says.
+    pub message: String,
 }
 
 impl TrackParams {
-    /// Checks every setting.
+    /// Checks every setting, by the rules the configuration applies ([`settings`]).
     pub fn validate(&self) -> Result<(), TrackParamError> {
-        let err = |name, value, expected| {
-            Err(TrackParamError {
-                name,
-                value,
-                expected,
-            })
-        };
-        if !(0.0..=1.0).contains(&self.min_iou) {
-            return err("min_iou", self.min_iou, "between 0 and 1");
+        fn check<T>(name: &'static str, r: Result<T, String>) -> Result<(), TrackParamError> {
+            r.map(drop)
+                .map_err(|message| TrackParamError { name, message })
         }
-        if self.confirm_hits == 0 {
-            return err("confirm_hits", 0.0, "at least 1");
-        }
-        if self.drop_misses == 0 {
-            return err("drop_misses", 0.0, "at least 1");
-        }
-        if !(self.alpha > 0.0 && self.alpha <= 1.0) {
-            return err("alpha", self.alpha, "above 0 and at most 1");
-        }
-        if !(0.0..=1.0).contains(&self.hysteresis) {
-            return err("hysteresis", self.hysteresis, "between 0 and 1");
-        }
-        Ok(())
+        check("min_iou", settings::fraction(self.min_iou))?;
+        check("confirm_hits", settings::frames(self.confirm_hits.into()))?;
+        check("drop_misses", settings::frames(self.drop_misses.into()))?;
+        check("alpha", settings::smoothing(self.alpha))?;
+        check("hysteresis", settings::fraction(self.hysteresis))
     }
 }
 

@@ -1,5 +1,8 @@
 //! Where protocol lines go: a tty (UART, USB adapter, pty) through `rppal::uart`, or standard output;
-//! and the retry wrapper that keeps the daemon running while a port is gone.
+//! and the retry wrapper that keeps the daemon running while a port is gone. The line's settings
+//! and their rules are in [`settings`].
+
+pub mod settings;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -7,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::fanout::{EventSink, Lines};
 use super::protocol::{Encoder, Event, Value};
-use crate::config::SerialFormat;
+pub use settings::{SerialConfig, SerialFormat, BAUD_RATES};
 
 /// Something that takes whole protocol lines.
 pub trait LineSink: Send {
@@ -279,8 +282,9 @@ impl RetryingSerial {
         self.reopened.take()
     }
 
-    /// Sends `line`, or drops it while the port is down.
-    pub fn send(&mut self, line: &str) {
+    /// While the port is down and the retry interval has passed, tries to open it again
+    /// ([`RetryingSerial::take_reopened`] says when that worked).
+    pub fn reopen_if_due(&mut self) {
         if self.sink.is_none() && Instant::now() >= self.next_try {
             self.next_try = Instant::now() + self.retry;
             match (self.open)() {
@@ -297,6 +301,11 @@ impl RetryingSerial {
                 Err(e) => log::debug!("serial {}: still cannot open: {e}", self.name),
             }
         }
+    }
+
+    /// Sends `line`, or drops it while the port is down.
+    pub fn send(&mut self, line: &str) {
+        self.reopen_if_due();
         let Some(sink) = &mut self.sink else {
             self.dropped += 1;
             return;
@@ -355,13 +364,15 @@ impl EventSink for SerialSink {
     }
 
     fn event(&mut self, lines: &Lines<'_>) {
-        self.serial.send(lines.form(self.format));
+        // A port that comes back says what was lost before the first line after the gap.
+        self.serial.reopen_if_due();
         if let Some(dropped) = self.serial.take_reopened() {
             let again = Event::new("serial")
                 .with("state", Value::Str("reopened"))
                 .with("dropped", Value::Int(dropped as i64));
             self.serial.send(self.encoder.encode(&again));
         }
+        self.serial.send(lines.form(self.format));
     }
 
     fn finish(&mut self) {
@@ -419,6 +430,40 @@ mod tests {
         assert_eq!(s.take_reopened(), None);
         assert_eq!(*lines.lock().unwrap(), ["a\n", "d\n"]);
         assert_eq!(opens.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn the_reopened_line_comes_before_the_first_line_after_the_gap() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let broken = Arc::new(AtomicU32::new(0));
+        let (l, b) = (lines.clone(), broken.clone());
+        let serial = RetryingSerial::new(
+            "test",
+            Box::new(move || {
+                b.store(0, Ordering::SeqCst);
+                Ok(Box::new(Shared(l.clone(), b.clone())))
+            }),
+            Duration::ZERO,
+        );
+        let mut sink = SerialSink::new(serial, SerialFormat::Text);
+        let send = |sink: &mut SerialSink, kind| {
+            crate::signal::fanout::with_lines(&Event::new(kind), |l| sink.event(l))
+        };
+        send(&mut sink, "start");
+        broken.store(1, Ordering::SeqCst);
+        send(&mut sink, "face"); // fails: dropped, the port closed
+        send(&mut sink, "stop"); // reopens first
+        let lines = lines.lock().unwrap();
+        let kinds: Vec<&str> = lines
+            .iter()
+            .map(|l| l.split(' ').nth(1).unwrap_or(""))
+            .collect();
+        assert_eq!(kinds, ["start", "serial", "stop"]);
+        assert!(
+            lines[1].contains("state=reopened dropped=1"),
+            "{}",
+            lines[1]
+        );
     }
 
     #[test]
