@@ -110,7 +110,7 @@ pub fn occlusion_map(
     occlusion: Occlusion,
 ) -> Result<OcclusionMap, ExplainError> {
     if input.len() != INPUT_LEN {
-        return Err(ModelError::Run(format!(
+        return Err(ModelError::run(format!(
             "an input of {} values; the network takes {INPUT_LEN}",
             input.len()
         ))

@@ -28,3 +28,8 @@ pub mod resize;
 pub mod signal;
 pub mod source;
 pub mod track;
+
+/// An underlying error of any type, kept as the `source()` of the error it caused: library errors
+/// name the file, device or pin and quote the cause in their message, and keep the cause itself for
+/// callers that look at it (its kind, its own causes).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -100,6 +100,14 @@ fn fers_dynamic_range_model_is_refused_with_the_reason() {
         "tests/data/models/fer_emotion_model_quantized.tflite",
     ));
     assert!(matches!(err, ModelError::Unsupported { .. }), "{err}");
+    // tract's error is kept as the source, and every cause in its chain is quoted in the message.
+    let text = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    assert!(cause.is_some(), "no source: {text}");
+    while let Some(c) = cause {
+        assert!(text.contains(&c.to_string()), "{text} / {c}");
+        cause = c.source();
+    }
 }
 
 /// Found by `scripts/fuzz tflite 600`: one i32 of the float model, a max pool's filter height, set

@@ -141,6 +141,7 @@ fn events_arrive_in_order_equal_to_the_serial_lines_and_status_has_its_keys() {
         "latency_p95_ms",
         "dropped",
         "bad_frames",
+        "skipped_faces",
         "rss_mib",
         "temp_c",
         "faces",

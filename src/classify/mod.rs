@@ -270,7 +270,7 @@ impl Classifier {
     pub fn classify_tensor(&mut self, input: &[f32]) -> Result<Probs, ModelError> {
         self.model.with_input(|dst| {
             if input.len() != dst.len() {
-                return Err(ModelError::Run(format!(
+                return Err(ModelError::run(format!(
                     "an input of {} values; the network takes {}",
                     input.len(),
                     dst.len()

@@ -12,6 +12,7 @@ use tract_tflite::prelude::*;
 use super::crop::INPUT_SIDE;
 use super::int8::{self, Int8Error, Int8Graph, Quant};
 use super::CLASS_COUNT;
+use crate::Cause;
 
 /// Why a model cannot be loaded or run.
 #[derive(Debug, Error)]
@@ -37,8 +38,11 @@ pub enum ModelError {
     Unsupported {
         /// The model file.
         path: PathBuf,
-        /// tract's error chain.
+        /// tract's error chain, or what emotiond refuses in the graph.
         reason: String,
+        /// tract's error (none for a graph emotiond refuses itself).
+        #[source]
+        cause: Option<Cause>,
     },
     /// The graph's input or output is not what the classifier feeds or reads.
     #[error("emotion model {path}: {what}; emotiond needs a float32 input of shape [1,64,64,1] and a float32 output of 7 class probabilities (mini-Xception)")]
@@ -57,8 +61,14 @@ pub enum ModelError {
         source: Int8Error,
     },
     /// Running the graph failed.
-    #[error("running the emotion model failed: {0}")]
-    Run(String),
+    #[error("running the emotion model failed: {reason}")]
+    Run {
+        /// What went wrong: tract's error chain, or what came out wrong.
+        reason: String,
+        /// tract's error, if it failed.
+        #[source]
+        cause: Option<Cause>,
+    },
     /// The network produced something other than 7 finite probabilities.
     #[error("the emotion model produced non-finite or out-of-range probabilities {0:?}")]
     BadOutput(Vec<f32>),
@@ -93,6 +103,25 @@ fn oversized_window(model: &TypedModel) -> Option<String> {
             )
         })
     })
+}
+
+impl ModelError {
+    /// A [`ModelError::Run`] with no underlying error.
+    pub(crate) fn run(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        ModelError::Run {
+            reason,
+            cause: None,
+        }
+    }
+
+    /// A [`ModelError::Run`] for tract's error, its chain quoted and the error kept.
+    fn tract_run(e: TractError) -> Self {
+        ModelError::Run {
+            reason: chain(&e),
+            cause: Some(e.into()),
+        }
+    }
 }
 
 fn chain(e: &TractError) -> String {
@@ -188,6 +217,7 @@ impl EmotionModel {
         let unsupported = |e: TractError| ModelError::Unsupported {
             path: path.to_path_buf(),
             reason: chain(&e),
+            cause: Some(e.into()),
         };
         if tract_tflite::tflite::root_as_model(bytes).is_ok() && int8::has_int8_input(bytes) {
             return Self::int8_from_bytes(path, bytes, batch);
@@ -235,6 +265,7 @@ impl EmotionModel {
             return Err(ModelError::Unsupported {
                 path: path.to_path_buf(),
                 reason,
+                cause: None,
             });
         }
         let model = if batch == 1 {
@@ -264,6 +295,7 @@ impl EmotionModel {
         let unsupported = |e: TractError| ModelError::Unsupported {
             path: path.to_path_buf(),
             reason: chain(&e),
+            cause: Some(e.into()),
         };
         let graph =
             Int8Graph::from_flatbuffer(bytes, batch).map_err(|source| ModelError::Int8 {
@@ -299,11 +331,7 @@ impl EmotionModel {
     /// A second model over the same optimised graph, with run state of its own, for classifying on
     /// another thread; the graph is shared, not loaded or optimised again.
     pub fn twin(&self) -> Result<Self, ModelError> {
-        let state = self
-            .state
-            .plan()
-            .spawn()
-            .map_err(|e| ModelError::Run(chain(&e)))?;
+        let state = self.state.plan().spawn().map_err(ModelError::tract_run)?;
         Ok(Self {
             path: self.path.clone(),
             state,
@@ -355,13 +383,13 @@ impl EmotionModel {
         let result = self
             .state
             .run(tvec!(TValue::from_const(self.input.clone())));
-        let outputs = result.map_err(|e| ModelError::Run(chain(&e)))?;
+        let outputs = result.map_err(ModelError::tract_run)?;
         let out = outputs[0]
             .try_as_plain_ram()
             .and_then(|v| v.as_slice::<f32>())
-            .map_err(|e| ModelError::Run(chain(&e)))?;
+            .map_err(ModelError::tract_run)?;
         if out.len() != CLASS_COUNT * self.batch || probs.len() > self.batch {
-            return Err(ModelError::Run(format!(
+            return Err(ModelError::run(format!(
                 "{} outputs for a batch of {}, {} asked for",
                 out.len(),
                 self.batch,
@@ -383,13 +411,13 @@ impl EmotionModel {
     /// Quantizes the input buffer and runs the int8 graph; the logits of the whole batch.
     fn run_int8(&mut self) -> Result<TValue, ModelError> {
         let Some(run) = self.int8.as_mut() else {
-            return Err(ModelError::Run("not an int8 model".into()));
+            return Err(ModelError::run("not an int8 model"));
         };
         let faces = self
             .input
             .try_as_plain_ram()
             .and_then(|v| v.as_slice::<f32>())
-            .map_err(|e| ModelError::Run(chain(&e)))?;
+            .map_err(ModelError::tract_run)?;
         {
             let tensor = Arc::make_mut(&mut run.input);
             let mut view = tensor
@@ -403,7 +431,7 @@ impl EmotionModel {
         let mut outputs = self
             .state
             .run(tvec!(TValue::from_const(run.input.clone())))
-            .map_err(|e| ModelError::Run(chain(&e)))?;
+            .map_err(ModelError::tract_run)?;
         Ok(outputs.remove(0))
     }
 
@@ -412,11 +440,11 @@ impl EmotionModel {
         let logits = logits
             .try_as_plain_ram()
             .and_then(|v| v.as_slice::<i8>())
-            .map_err(|e| ModelError::Run(chain(&e)))?;
+            .map_err(ModelError::tract_run)?;
         let run = self.int8.as_ref().expect("run_int8 checked the kind");
         let per_face = run.positions * CLASS_COUNT;
         if logits.len() != per_face * self.batch || probs.len() > self.batch {
-            return Err(ModelError::Run(format!(
+            return Err(ModelError::run(format!(
                 "{} logits for a batch of {}, {} asked for",
                 logits.len(),
                 self.batch,
@@ -436,14 +464,14 @@ impl EmotionModel {
         let logits = logits
             .try_as_plain_ram()
             .and_then(|v| v.as_slice::<i8>())
-            .map_err(|e| ModelError::Run(chain(&e)))?
+            .map_err(ModelError::tract_run)?
             .to_vec();
         let run = self.int8.as_ref().expect("run_int8 checked the kind");
         let input = run
             .input
             .try_as_plain_ram()
             .and_then(|v| v.as_slice::<i8>())
-            .map_err(|e| ModelError::Run(chain(&e)))?
+            .map_err(ModelError::tract_run)?
             .to_vec();
         Ok((input, logits))
     }

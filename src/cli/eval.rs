@@ -120,6 +120,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                     .map_err(|e| EvalError::Data {
                         path: out.path.clone(),
                         message: e.to_string(),
+                        cause: Some(e.into()),
                     })?;
             }
             Ok(())

@@ -39,6 +39,9 @@ pub enum CascadeError {
         path: PathBuf,
         /// The parser's message, with line and column.
         message: String,
+        /// The parser's error (none for a file that is not UTF-8, which never reached it).
+        #[source]
+        source: Option<roxmltree::Error>,
     },
     /// Valid XML, but neither of OpenCV's cascade layouts.
     #[error(
@@ -164,6 +167,7 @@ impl Cascade {
         let text = String::from_utf8(bytes).map_err(|e| CascadeError::Xml {
             path: path.to_path_buf(),
             message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+            source: None,
         })?;
         Cascade::from_xml(&text, path)
     }
@@ -174,6 +178,7 @@ impl Cascade {
         let doc = Document::parse(text).map_err(|e| CascadeError::Xml {
             path: path.to_path_buf(),
             message: e.to_string(),
+            source: Some(e),
         })?;
         let p = Parser { doc: &doc, path };
         let storage = doc.root_element();
@@ -776,5 +781,16 @@ mod tests {
         // A rect of weight 0 is still read at evaluation, so it must fit too.
         let e = err(&STUMP.replace("<_>2 0 2 4 1.</_>", "<_>9 9 9 9 0.</_>"));
         assert!(e.contains("does not fit the 4x4 window"), "{e}");
+    }
+
+    #[test]
+    fn broken_xml_keeps_the_parsers_error_as_the_source() {
+        let e = Cascade::from_xml(&STUMP[..STUMP.len() / 2], "bad.xml").unwrap_err();
+        let cause = std::error::Error::source(&e).expect("the parser's error");
+        assert!(
+            cause.downcast_ref::<roxmltree::Error>().is_some(),
+            "{cause:?}"
+        );
+        assert!(e.to_string().contains(&cause.to_string()), "{e}");
     }
 }

@@ -87,8 +87,13 @@ impl FerCsv {
         let data_err = |message: String| EvalError::Data {
             path: path.to_path_buf(),
             message,
+            cause: None,
         };
-        let file = File::open(path).map_err(|e| data_err(e.to_string()))?;
+        let file = File::open(path).map_err(|e| EvalError::Data {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+            cause: Some(e.into()),
+        })?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
@@ -96,7 +101,11 @@ impl FerCsv {
             .from_reader(BufReader::with_capacity(1 << 16, file));
         let header = reader
             .byte_headers()
-            .map_err(|e| data_err(format!("cannot read the CSV header: {e}")))?
+            .map_err(|e| EvalError::Data {
+                path: path.to_path_buf(),
+                message: format!("cannot read the CSV header: {e}"),
+                cause: Some(e.into()),
+            })?
             .clone();
         let column = |name: &str| {
             header.iter().position(|h| {
@@ -196,6 +205,7 @@ impl LabeledFaces for FerCsv {
                 .map_err(|e| EvalError::Data {
                     path: self.path.clone(),
                     message: format!("cannot read the CSV: {e}"),
+                    cause: Some(e.into()),
                 })?;
             if !more {
                 return Ok(Next::End);
@@ -304,6 +314,19 @@ mod tests {
         let (faces, bad, _) = read_all(&text, Usage::PublicTest);
         assert_eq!(faces, vec![(Origin::Line(2), Emotion::Sad, 9)]);
         assert!(bad.is_empty());
+    }
+
+    #[test]
+    fn a_missing_csv_keeps_the_os_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = FerCsv::open(&dir.path().join("nope.csv"), Usage::All).unwrap_err();
+        assert!(matches!(e, EvalError::Data { .. }), "{e}");
+        let cause = std::error::Error::source(&e).expect("the OS's error");
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert!(e.to_string().contains(&cause.to_string()), "{e}");
     }
 
     #[test]

@@ -21,12 +21,18 @@ impl ClassFolders {
         let data_err = |path: &Path, message: String| EvalError::Data {
             path: path.to_path_buf(),
             message,
+            cause: None,
         };
-        let entries = std::fs::read_dir(root).map_err(|e| data_err(root, e.to_string()))?;
+        let io_err = |path: &Path, e: std::io::Error| EvalError::Data {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+            cause: Some(e.into()),
+        };
+        let entries = std::fs::read_dir(root).map_err(|e| io_err(root, e))?;
         let names: Vec<&str> = Emotion::ALL.iter().map(|e| e.name()).collect();
         let mut files = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| data_err(root, e.to_string()))?;
+            let entry = entry.map_err(|e| io_err(root, e))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') || !path.is_dir() {
@@ -41,8 +47,8 @@ impl ClassFolders {
                     ),
                 )
             })?;
-            for file in std::fs::read_dir(&path).map_err(|e| data_err(&path, e.to_string()))? {
-                let file = file.map_err(|e| data_err(&path, e.to_string()))?;
+            for file in std::fs::read_dir(&path).map_err(|e| io_err(&path, e))? {
+                let file = file.map_err(|e| io_err(&path, e))?;
                 if !file.file_name().to_string_lossy().starts_with('.') {
                     files.push((label, file.path()));
                 }

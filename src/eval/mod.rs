@@ -102,8 +102,11 @@ pub enum EvalError {
     Data {
         /// The file or folder.
         path: PathBuf,
-        /// What went wrong, with the fix where there is one.
+        /// What went wrong (quoting the cause), with the fix where there is one.
         message: String,
+        /// The underlying error (the OS's, the CSV reader's), if any.
+        #[source]
+        cause: Option<crate::Cause>,
     },
     /// A malformed row or file under `--strict`.
     #[error("{data}: {bad} (--strict stops at the first malformed row or file)")]
@@ -155,7 +158,7 @@ impl FaceScorer {
     /// The seven class probabilities for `face`.
     pub fn score(&mut self, face: &LabeledFace) -> Result<Probs, ModelError> {
         if face.width == 0 || face.height == 0 || face.pixels.len() != face.width * face.height {
-            return Err(ModelError::Run(format!(
+            return Err(ModelError::run(format!(
                 "{}: a {}x{} face with {} pixels",
                 face.origin,
                 face.width,

@@ -113,12 +113,13 @@ pub enum BenchError {
     #[error(transparent)]
     Still(#[from] StillError),
     /// A bundled frame does not decode (a broken build).
-    #[error("bundled frame {name} does not decode: {message}")]
+    #[error("bundled frame {name} does not decode: {source}")]
     Bundled {
         /// The frame.
         name: &'static str,
-        /// The decoder's message.
-        message: String,
+        /// The decoder's error.
+        #[source]
+        source: crate::Cause,
     },
     /// A frame could not be packed or converted.
     #[error("frame {name}: {source}")]
@@ -190,12 +191,12 @@ pub fn bundled_frames() -> Result<Vec<BenchFrame>, BenchError> {
     BUNDLED
         .iter()
         .map(|&(name, bytes)| {
-            let bad = |message: String| BenchError::Bundled { name, message };
+            let bad = |e: crate::Cause| BenchError::Bundled { name, source: e };
             let rgb = image::load_from_memory(bytes)
-                .map_err(|e| bad(e.to_string()))?
+                .map_err(|e| bad(e.into()))?
                 .to_rgb8();
             let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-            let frame = GrayFrame::from_rgb8(w, h, rgb.as_raw()).map_err(|e| bad(e.to_string()))?;
+            let frame = GrayFrame::from_rgb8(w, h, rgb.as_raw()).map_err(|e| bad(e.into()))?;
             Ok(BenchFrame {
                 name: name.to_string(),
                 frame,

@@ -47,8 +47,14 @@ pub enum DaemonError {
     #[error(transparent)]
     Source(#[from] SourceError),
     /// A finite source broke mid-stream.
-    #[error("{0}")]
-    SourceFailed(String),
+    #[error("{reason}")]
+    SourceFailed {
+        /// What happened, naming the source.
+        reason: String,
+        /// The source's error (none when its thread stopped without one).
+        #[source]
+        cause: Option<SourceError>,
+    },
     /// A stage failed on a frame.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
@@ -220,7 +226,7 @@ fn reader(
                         Msg::Lost(e.to_string())
                     }
                     _ => {
-                        let _ = tx.post(Msg::Failed(e.to_string()));
+                        let _ = tx.post(Msg::Failed(e));
                         return;
                     }
                 }
@@ -320,9 +326,10 @@ pub fn run(
             Ok(None) => None,
             Err(_) => {
                 if !ended {
-                    break Err(DaemonError::SourceFailed(format!(
-                        "{source_name}: the source thread stopped"
-                    )));
+                    break Err(DaemonError::SourceFailed {
+                        reason: format!("{source_name}: the source thread stopped"),
+                        cause: None,
+                    });
                 }
                 thread::sleep(TICK);
                 None
@@ -378,7 +385,12 @@ pub fn run(
                 log::info!("{source_name}: open again");
                 out.emit(&Event::new("source").with("state", Value::Str("ok")));
             }
-            Some(Msg::Failed(e)) => break Err(DaemonError::SourceFailed(e)),
+            Some(Msg::Failed(e)) => {
+                break Err(DaemonError::SourceFailed {
+                    reason: e.to_string(),
+                    cause: Some(e),
+                })
+            }
             None => {}
         }
         // Idle pattern and heartbeat even without frames.
@@ -498,7 +510,8 @@ fn status(
         .with("latency_p50_ms", ms(latency.quantile_ms(0.5)))
         .with("latency_p95_ms", ms(latency.quantile_ms(0.95)))
         .with("dropped", Value::Int(f.dropped as i64))
-        .with("bad_frames", Value::Int(f.bad_frames as i64));
+        .with("bad_frames", Value::Int(f.bad_frames as i64))
+        .with("skipped_faces", Value::Int(p.skipped_faces() as i64));
     if let Some(t) = stats::cpu_temperature() {
         e = e.with("temp_c", Value::Num(f64::from(t), 1));
     }

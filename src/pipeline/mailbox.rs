@@ -25,7 +25,7 @@ pub(crate) enum Msg {
     /// The camera is back.
     Back,
     /// A finite source broke.
-    Failed(String),
+    Failed(crate::source::SourceError),
 }
 
 /// The other side has gone: the source thread ended, or the main loop stopped listening.

@@ -27,7 +27,8 @@ pub enum PipelineError {
     /// A tracking setting is out of range.
     #[error("tracking: {0}")]
     Track(#[from] TrackParamError),
-    /// The classifier failed on a face (not a refused box: those are skipped).
+    /// The classifier could not be set up for the detector's threads (a face that fails while
+    /// running is skipped and counted instead: [`Pipeline::skipped_faces`]).
     #[error("classification: {0}")]
     Classify(#[from] ClassifyError),
 }
@@ -49,6 +50,8 @@ pub struct Pipeline {
     scored: Vec<(Rect, Probs)>,
     events: Vec<TrackEvent>,
     frames: u64,
+    /// Faces that could not be classified (a box the crop refuses, a failed model run), skipped.
+    skipped_faces: u64,
     /// Detection time per frame.
     pub detect_times: Latencies,
     /// Classification time per frame (all faces).
@@ -90,6 +93,7 @@ impl Pipeline {
             scored: Vec::new(),
             events: Vec::new(),
             frames: 0,
+            skipped_faces: 0,
             detect_times: Latencies::default(),
             classify_times: Latencies::default(),
         })
@@ -132,7 +136,7 @@ impl Pipeline {
             self.local_search(frame)?;
         }
         let t1 = Instant::now();
-        self.classify_faces(frame)?;
+        self.classify_faces(frame);
         let t2 = Instant::now();
         self.detect_times.push(t1 - t0);
         self.classify_times.push(t2 - t1);
@@ -141,9 +145,15 @@ impl Pipeline {
         Ok(&self.events)
     }
 
+    /// Faces skipped so far because they could not be classified (see [`keep_classified`]).
+    pub fn skipped_faces(&self) -> u64 {
+        self.skipped_faces
+    }
+
     /// Classifies `self.boxes` into `self.scored`, in box order; with several faces and threads,
     /// groups of faces run in parallel on the detector's pool, each on a classifier of its own.
-    fn classify_faces(&mut self, frame: &GrayFrame) -> Result<(), PipelineError> {
+    /// A face that fails is skipped and counted, never a reason to stop.
+    fn classify_faces(&mut self, frame: &GrayFrame) {
         self.scored.clear();
         if let Err(e) = classify_parallel(
             self.detector.pool(),
@@ -153,18 +163,16 @@ impl Pipeline {
             &mut self.results,
         ) {
             // No pad value for this frame: no box can be cropped.
+            self.skipped_faces += self.boxes.len() as u64;
             log::debug!("{} face(s) skipped: {e}", self.boxes.len());
-            return Ok(());
+            return;
         }
-        for (result, &r) in self.results.drain(..).zip(&self.boxes) {
-            match result {
-                Ok(p) => self.scored.push((r, p)),
-                // A box the crop rule refuses (all padding) is not a face to report.
-                Err(ClassifyError::Crop(e)) => log::debug!("face {r:?} skipped: {e}"),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        keep_classified(
+            &mut self.results,
+            &self.boxes,
+            &mut self.scored,
+            &mut self.skipped_faces,
+        );
     }
 
     /// Forgets every face (the source went away); returns the `Lost` events.
@@ -229,5 +237,62 @@ impl Pipeline {
                 p(a).total_cmp(&p(b)).then(b.id.cmp(&a.id))
             }),
         }
+    }
+}
+
+/// Moves the faces whose classification worked from `results` (one per box of `boxes`) into
+/// `scored`, and counts the others in `skipped`. A box the crop rule refuses is routine (a debug
+/// line); a failed model run is a warning, logged the first time and then at every power of two,
+/// so a model that fails on every face cannot flood the log.
+pub fn keep_classified(
+    results: &mut Vec<Result<Probs, ClassifyError>>,
+    boxes: &[Rect],
+    scored: &mut Vec<(Rect, Probs)>,
+    skipped: &mut u64,
+) {
+    for (result, &r) in results.drain(..).zip(boxes) {
+        match result {
+            Ok(p) => scored.push((r, p)),
+            Err(e) => {
+                *skipped += 1;
+                match e {
+                    ClassifyError::Crop(e) => log::debug!("face {r:?} skipped: {e}"),
+                    e if skipped.is_power_of_two() => {
+                        log::warn!("face {r:?} skipped: {e} ({skipped} faces skipped so far)")
+                    }
+                    e => log::debug!("face {r:?} skipped: {e}"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::crop::CropError;
+    use crate::classify::ModelError;
+
+    #[test]
+    fn a_face_that_fails_is_skipped_and_counted_and_the_others_are_kept() {
+        let boxes = [
+            Rect::new(0, 0, 10, 10),
+            Rect::new(20, 0, 10, 10),
+            Rect::new(40, 0, 10, 10),
+        ];
+        let p = Probs([0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1]);
+        let mut results = vec![
+            Ok(p),
+            Err(ClassifyError::Model(ModelError::BadOutput(vec![
+                f32::NAN;
+                7
+            ]))),
+            Err(ClassifyError::Crop(CropError::EmptyImage)),
+        ];
+        let (mut scored, mut skipped) = (Vec::new(), 5);
+        keep_classified(&mut results, &boxes, &mut scored, &mut skipped);
+        assert_eq!(scored, [(boxes[0], p)]);
+        assert_eq!(skipped, 7);
+        assert!(results.is_empty());
     }
 }

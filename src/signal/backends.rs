@@ -102,28 +102,32 @@ impl GpiocdevLeds {
     /// Requests `lines` on the chip at `path` as outputs, all off.
     pub fn open(path: &Path, lines: &[LedLine], active_low: bool) -> Result<Self, LedError> {
         let device = format!("gpiocdev:{}", path.display());
-        let open_err = |reason: String| LedError::Open {
+        let open_err = |reason: String, cause: Option<gpiocdev::Error>| LedError::Open {
             device: device.clone(),
             reason,
+            cause: cause.map(Into::into),
         };
         let chip = gpiocdev::Chip::from_path(path).map_err(|e| {
             open_err(format!(
                 "{e}; check the path (`ls /dev/gpiochip*`, `gpiodetect`) and that the user is in the gpio group"
-            ))
+            ), Some(e))
         })?;
         let info = chip
             .info()
-            .map_err(|e| open_err(format!("cannot read the chip: {e}")))?;
+            .map_err(|e| open_err(format!("cannot read the chip: {e}"), Some(e)))?;
         for l in lines {
             if l.pin >= info.num_lines {
-                return Err(open_err(format!(
-                    "{} = {}: {} ({}) has lines 0 to {}",
-                    l.name,
-                    l.pin,
-                    info.name,
-                    info.label,
-                    info.num_lines.saturating_sub(1)
-                )));
+                return Err(open_err(
+                    format!(
+                        "{} = {}: {} ({}) has lines 0 to {}",
+                        l.name,
+                        l.pin,
+                        info.name,
+                        info.label,
+                        info.num_lines.saturating_sub(1)
+                    ),
+                    None,
+                ));
             }
         }
         let offsets: Vec<u32> = lines.iter().map(|l| l.pin).collect();
@@ -139,7 +143,7 @@ impl GpiocdevLeds {
         let request = builder.request().map_err(|e| {
             open_err(format!(
                 "cannot request lines {offsets:?}: {e} (is another program holding them? `gpioinfo` shows the consumer)"
-            ))
+            ), Some(e))
         })?;
         Ok(GpiocdevLeds {
             path: path.to_path_buf(),
@@ -176,6 +180,7 @@ impl LedDriver for GpiocdevLeds {
                 device: self.describe(),
                 line: format!("lines {:?}", self.offsets),
                 reason: e.to_string(),
+                cause: e.into(),
             })
     }
 }
@@ -198,14 +203,15 @@ impl std::fmt::Debug for RppalLeds {
 impl RppalLeds {
     /// Takes `lines` (BCM numbers) as outputs, all off. Fails on a board rppal does not know.
     pub fn open(lines: &[LedLine], active_low: bool, pwm_hz: f64) -> Result<Self, LedError> {
-        let open_err = |reason: String| LedError::Open {
+        let open_err = |reason: String, cause: Option<rppal::gpio::Error>| LedError::Open {
             device: "rppal".into(),
             reason,
+            cause: cause.map(Into::into),
         };
         let gpio = rppal::gpio::Gpio::new().map_err(|e| {
             open_err(format!(
                 "{e}; rppal works on a Raspberry Pi only (use backend = \"gpiocdev:/dev/gpiochip0\" elsewhere), and needs /dev/gpiomem access (the gpio group)"
-            ))
+            ), Some(e))
         })?;
         let mut pins = Vec::with_capacity(lines.len());
         for l in lines {
@@ -213,14 +219,14 @@ impl RppalLeds {
                 .ok()
                 .filter(|&p| p <= 27)
                 .ok_or_else(|| {
-                    open_err(format!(
-                        "{} = {}: BCM GPIO numbers go from 0 to 27",
-                        l.name, l.pin
-                    ))
+                    open_err(
+                        format!("{} = {}: BCM GPIO numbers go from 0 to 27", l.name, l.pin),
+                        None,
+                    )
                 })?;
             let pin = gpio
                 .get(bcm)
-                .map_err(|e| open_err(format!("{} = GPIO{bcm}: {e}", l.name)))?;
+                .map_err(|e| open_err(format!("{} = GPIO{bcm}: {e}", l.name), Some(e)))?;
             let mut out = pin.into_output();
             out.set_reset_on_drop(true);
             pins.push((l.clone(), out));
@@ -255,6 +261,7 @@ impl LedDriver for RppalLeds {
                 device: "rppal".into(),
                 line: format!("{} (GPIO{})", line.name, line.pin),
                 reason: e.to_string(),
+                cause: e.into(),
             })?;
         }
         Ok(())
@@ -294,6 +301,23 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_gpio_chip_keeps_gpiocdevs_error_as_the_source() {
+        let err = GpiocdevLeds::open(
+            Path::new("/dev/gpiochip-emotiond-none"),
+            &lines_of(&LedConfig::default()),
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(err, LedError::Open { .. }), "{err}");
+        let cause = std::error::Error::source(&err).expect("gpiocdev's error");
+        assert!(
+            cause.downcast_ref::<gpiocdev::Error>().is_some(),
+            "{cause:?}"
+        );
+        assert!(err.to_string().contains(&cause.to_string()), "{err}");
+    }
+
+    #[test]
     fn rppal_off_a_pi_says_what_to_use_instead() {
         // This machine is not a Raspberry Pi (CI runs on x86-64 and under qemu-user).
         if std::fs::read_to_string("/proc/device-tree/model")
@@ -301,9 +325,14 @@ mod tests {
         {
             return;
         }
-        let err = RppalLeds::open(&lines_of(&LedConfig::default()), false, 200.0)
-            .unwrap_err()
-            .to_string();
+        let err = RppalLeds::open(&lines_of(&LedConfig::default()), false, 200.0).unwrap_err();
+        let cause = std::error::Error::source(&err).expect("rppal's error");
+        assert!(
+            cause.downcast_ref::<rppal::gpio::Error>().is_some(),
+            "{cause:?}"
+        );
+        let err = err.to_string();
         assert!(err.contains("gpiocdev"), "{err}");
+        assert!(err.contains(&cause.to_string()), "{err}");
     }
 }

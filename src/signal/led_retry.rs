@@ -151,6 +151,7 @@ mod tests {
                     device: self.describe(),
                     line: "lines [0]".into(),
                     reason: "No such device (os error 19)".into(),
+                    cause: std::io::Error::from_raw_os_error(19).into(),
                 });
             }
             Ok(())

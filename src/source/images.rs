@@ -24,22 +24,18 @@ impl ImageSequence {
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, SourceError> {
         let dir = dir.as_ref();
         let name = format!("images:{}", dir.display());
-        let open_err = |reason: String| SourceError::Open {
-            source_name: name.clone(),
-            reason,
-        };
-        let entries = std::fs::read_dir(dir).map_err(|e| open_err(e.to_string()))?;
+        let open_err = |e: std::io::Error| SourceError::open(&name, e.to_string(), Some(e.into()));
+        let entries = std::fs::read_dir(dir).map_err(open_err)?;
         let mut paths = Vec::new();
         for entry in entries {
-            let path = entry.map_err(|e| open_err(e.to_string()))?.path();
+            let path = entry.map_err(open_err)?.path();
             if path.is_file() && is_image(&path) {
                 paths.push(path);
             }
         }
         if paths.is_empty() {
-            return Err(open_err(
-                "the folder holds no .png, .jpg or .jpeg files".into(),
-            ));
+            let reason = "the folder holds no .png, .jpg or .jpeg files";
+            return Err(SourceError::open(&name, reason, None));
         }
         paths.sort();
         Ok(Self {
@@ -56,10 +52,7 @@ impl ImageSequence {
             _ => format!("images:{} files", paths.len()),
         };
         if paths.is_empty() {
-            return Err(SourceError::Open {
-                source_name: name,
-                reason: "no image files given".into(),
-            });
+            return Err(SourceError::open(&name, "no image files given", None));
         }
         Ok(Self {
             name,
@@ -86,10 +79,7 @@ impl FrameSource for ImageSequence {
             return Ok(false);
         };
         self.next += 1;
-        still::load_gray_into(path, frame).map_err(|e| SourceError::BadFrame {
-            source_name: self.name.clone(),
-            reason: e.to_string(),
-        })?;
+        still::load_gray_into(path, frame).map_err(|e| SourceError::bad_frame(&self.name, e))?;
         Ok(true)
     }
 }

@@ -6,6 +6,7 @@
 //! (16 to 235) where a gray image converted from RGB spans 0 to 255; the detector normalises each
 //! window's contrast, so boxes barely change, but the classifier sees the camera's contrast as is.
 
+use zune_jpeg::errors::DecodeErrors;
 use zune_jpeg::zune_core::bytestream::ZCursor;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
@@ -64,7 +65,7 @@ impl PixelFormat {
 }
 
 /// Why a buffer could not be turned into a frame.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum LumaError {
     /// The buffer is shorter than the format and size need.
     #[error("{format:?} buffer of {got} bytes is too short for {width}x{height} (stride {stride}): need {need}")]
@@ -83,8 +84,14 @@ pub enum LumaError {
         got: usize,
     },
     /// A JPEG frame did not decode.
-    #[error("MJPEG frame does not decode: {0}")]
-    Jpeg(String),
+    #[error("MJPEG frame does not decode: {reason}")]
+    Jpeg {
+        /// What the decoder said.
+        reason: String,
+        /// The decoder's error (none for a JPEG it read without finding a frame header).
+        #[source]
+        source: Option<DecodeErrors>,
+    },
 }
 
 /// Copies the luma of one `width x height` buffer in `format` into `frame`. `stride` is the bytes per
@@ -143,16 +150,17 @@ fn jpeg_luma(buf: &[u8], frame: &mut GrayFrame) -> Result<(), LumaError> {
         .set_max_width(8192)
         .set_max_height(8192);
     let mut decoder = JpegDecoder::new_with_options(ZCursor::new(buf), options);
-    decoder
-        .decode_headers()
-        .map_err(|e| LumaError::Jpeg(e.to_string()))?;
-    let (w, h) = decoder
-        .dimensions()
-        .ok_or_else(|| LumaError::Jpeg("no frame header".into()))?;
+    let failed = |e: DecodeErrors| LumaError::Jpeg {
+        reason: e.to_string(),
+        source: Some(e),
+    };
+    decoder.decode_headers().map_err(failed)?;
+    let (w, h) = decoder.dimensions().ok_or_else(|| LumaError::Jpeg {
+        reason: "no frame header".into(),
+        source: None,
+    })?;
     frame.reset(w, h);
-    decoder
-        .decode_into(frame.pixels_mut())
-        .map_err(|e| LumaError::Jpeg(e.to_string()))
+    decoder.decode_into(frame.pixels_mut()).map_err(failed)
 }
 
 #[cfg(test)]
@@ -227,6 +235,10 @@ mod tests {
             .unwrap();
         assert!(worst <= 4, "largest luma error {worst}");
         let err = luma_into(PixelFormat::Mjpeg, b"not a jpeg", 0, 0, 0, &mut f).unwrap_err();
-        assert!(matches!(err, LumaError::Jpeg(_)));
+        assert!(matches!(err, LumaError::Jpeg { .. }));
+        // The decoder's own error is kept as the source, not only its text.
+        let cause = std::error::Error::source(&err).expect("the decoder's error");
+        assert!(cause.downcast_ref::<DecodeErrors>().is_some(), "{cause:?}");
+        assert!(err.to_string().ends_with(&cause.to_string()), "{err}");
     }
 }

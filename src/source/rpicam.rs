@@ -61,18 +61,19 @@ impl RpicamSource {
             || request.height == 0
             || request.height % 2 != 0
         {
-            return Err(SourceError::Open {
-                source_name: "rpicam".into(),
-                reason: format!(
+            return Err(SourceError::open(
+                "rpicam",
+                format!(
                     "{}x{}: the width must be a multiple of 64 and the height even (rpicam-vid pads rows to 64 bytes), e.g. 640x480",
                     request.width, request.height
                 ),
-            });
+                None,
+            ));
         }
         crate::frame::check_size(u64::from(request.width), u64::from(request.height)).map_err(
-            |e| SourceError::Open {
-                source_name: "rpicam".into(),
-                reason: format!("{e} (set source.width and source.height)"),
+            |e| {
+                let reason = format!("{e} (set source.width and source.height)");
+                SourceError::open("rpicam", reason, Some(e.into()))
             },
         )?;
         let chroma = vec![0; 2 * (request.width as usize / 2) * (request.height as usize / 2)];
@@ -102,12 +103,12 @@ impl RpicamSource {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| SourceError::Open {
-            source_name: "rpicam".into(),
-            reason: format!(
+        let mut child = cmd.spawn().map_err(|e| {
+            let reason = format!(
                 "cannot start {}: {e} (install it with `sudo apt install rpicam-apps`, or set source.rpicam_command)",
                 r.command.display()
-            ),
+            );
+            SourceError::open("rpicam", reason, Some(e.into()))
         })?;
         let out = child.stdout.take().expect("stdout was piped");
         let err = child.stderr.take().expect("stderr was piped");
@@ -136,7 +137,9 @@ impl RpicamSource {
         }
     }
 
-    fn lost(&mut self, why: String) -> SourceError {
+    /// Stops the program; the error says `why`, with how it exited and its last words. `cause` is
+    /// the read error `why` quotes, if any.
+    fn lost(&mut self, why: String, cause: Option<std::io::Error>) -> SourceError {
         let status = self
             .child
             .as_mut()
@@ -158,10 +161,11 @@ impl RpicamSource {
             let lines: Vec<&str> = tail.iter().map(String::as_str).collect();
             format!("; it said: {}", lines.join(" | "))
         };
-        SourceError::Lost {
-            source_name: "rpicam".into(),
-            reason: format!("{why}{status}{said}"),
-        }
+        SourceError::lost(
+            "rpicam",
+            format!("{why}{status}{said}"),
+            cause.map(Into::into),
+        )
     }
 }
 
@@ -237,19 +241,24 @@ impl FrameSource for RpicamSource {
         let (w, h) = (self.request.width as usize, self.request.height as usize);
         let timeout = self.request.frame_timeout;
         let Some((_, out)) = &mut self.child else {
-            return Err(self.lost("not running".into()));
+            return Err(self.lost("not running".into(), None));
         };
         frame.reset(w, h);
         let result = fill(out, frame.pixels_mut(), timeout)
             .and_then(|()| fill(out, &mut self.chroma, timeout));
         match result {
             Ok(()) => Ok(true),
-            Err(Fill::Ended) => Err(self.lost("rpicam-vid stopped sending frames".into())),
-            Err(Fill::Stalled) => Err(self.lost(format!(
-                "rpicam-vid sent nothing for {} s (stalled; it was stopped)",
-                timeout.as_secs_f64()
-            ))),
-            Err(Fill::Failed(e)) => Err(self.lost(format!("reading from rpicam-vid: {e}"))),
+            Err(Fill::Ended) => Err(self.lost("rpicam-vid stopped sending frames".into(), None)),
+            Err(Fill::Stalled) => Err(self.lost(
+                format!(
+                    "rpicam-vid sent nothing for {} s (stalled; it was stopped)",
+                    timeout.as_secs_f64()
+                ),
+                None,
+            )),
+            Err(Fill::Failed(e)) => {
+                Err(self.lost(format!("reading from rpicam-vid: {e}"), Some(e)))
+            }
         }
     }
 

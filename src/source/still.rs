@@ -23,12 +23,13 @@ pub enum StillError {
         source: std::io::Error,
     },
     /// The file is not an image this build can decode, or it is corrupt.
-    #[error("cannot decode image {path}: {message} (PNG and JPEG are supported)")]
+    #[error("cannot decode image {path}: {source} (PNG and JPEG are supported)")]
     Decode {
         /// The file.
         path: PathBuf,
-        /// The decoder's message.
-        message: String,
+        /// The decoder's error.
+        #[source]
+        source: image::ImageError,
     },
     /// The image is larger than the frame bound every source shares.
     #[error("image {path}: {source}")]
@@ -123,9 +124,9 @@ fn decode(path: &Path) -> Result<image::DynamicImage, StillError> {
         path: path.to_path_buf(),
         source,
     };
-    let decode_err = |e: image::ImageError| StillError::Decode {
+    let decode_err = |source: image::ImageError| StillError::Decode {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut bytes = Vec::new();

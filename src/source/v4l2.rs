@@ -100,10 +100,7 @@ impl V4l2Source {
             Some(16) => " (busy: another program is using the camera)",
             _ => "",
         };
-        SourceError::Open {
-            source_name: self.name.clone(),
-            reason: format!("{what}: {e}{hint}"),
-        }
+        SourceError::open(&self.name, format!("{what}: {e}{hint}"), Some(e.into()))
     }
 
     fn start(&mut self) -> Result<(), SourceError> {
@@ -116,13 +113,14 @@ impl V4l2Source {
             .capabilities
             .contains(v4l::capability::Flags::VIDEO_CAPTURE)
         {
-            return Err(SourceError::Open {
-                source_name: self.name.clone(),
-                reason: format!(
+            return Err(SourceError::open(
+                &self.name,
+                format!(
                     "{} ({}) is not a video capture device; `emotiond cameras` lists the ones that are",
                     caps.card, caps.driver
                 ),
-            });
+                None,
+            ));
         }
         let offered: Vec<PixelFormat> = dev
             .enum_formats()
@@ -133,20 +131,21 @@ impl V4l2Source {
         let format = match choice_format(self.request.format) {
             Some(f) if offered.contains(&f) => f,
             Some(f) => {
-                return Err(SourceError::Open {
-                    source_name: self.name.clone(),
-                    reason: format!(
+                return Err(SourceError::open(
+                    &self.name,
+                    format!(
                         "the camera does not offer {:?}; it offers {offered:?} (set source.format = \"auto\")",
                         f
                     ),
-                })
+                    None,
+                ))
             }
             None => PixelFormat::PREFERENCE
                 .into_iter()
                 .find(|f| offered.contains(f))
-                .ok_or_else(|| SourceError::Open {
-                    source_name: self.name.clone(),
-                    reason: "the camera offers none of GREY, NV12, YU12, YUYV or MJPEG".into(),
+                .ok_or_else(|| {
+                    let reason = "the camera offers none of GREY, NV12, YU12, YUYV or MJPEG";
+                    SourceError::open(&self.name, reason, None)
                 })?,
         };
         let mut fmt = dev.format().map_err(|e| self.open_err("VIDIOC_G_FMT", e))?;
@@ -157,10 +156,8 @@ impl V4l2Source {
             .set_format(&fmt)
             .map_err(|e| self.open_err("VIDIOC_S_FMT", e))?;
         if got.fourcc.repr != format.fourcc() {
-            return Err(SourceError::Open {
-                source_name: self.name.clone(),
-                reason: format!("the driver refused {:?} and gave {}", format, got.fourcc),
-            });
+            let reason = format!("the driver refused {:?} and gave {}", format, got.fourcc);
+            return Err(SourceError::open(&self.name, reason, None));
         }
         if self.request.fps > 0.0 {
             let params = v4l::video::capture::Parameters::with_fps(self.request.fps.round() as u32);
@@ -185,10 +182,8 @@ impl V4l2Source {
         }
         // The driver's size, not the one asked for, is what each frame will be.
         crate::frame::check_size(u64::from(got.width), u64::from(got.height)).map_err(|e| {
-            SourceError::Open {
-                source_name: self.name.clone(),
-                reason: format!("the driver gives {e} (set source.width and source.height)"),
-            }
+            let reason = format!("the driver gives {e} (set source.width and source.height)");
+            SourceError::open(&self.name, reason, Some(e.into()))
         })?;
         let mut stream = Stream::with_buffers(&dev, Type::VideoCapture, 4)
             .map_err(|e| self.open_err("VIDIOC_REQBUFS", e))?;
@@ -222,10 +217,7 @@ impl FrameSource for V4l2Source {
 
     fn next_frame(&mut self, frame: &mut GrayFrame) -> Result<bool, SourceError> {
         let Some(live) = &mut self.live else {
-            return Err(SourceError::Lost {
-                source_name: self.name.clone(),
-                reason: "not open".into(),
-            });
+            return Err(SourceError::lost(&self.name, "not open", None));
         };
         let (format, w, h, stride) = (live.format, live.width, live.height, live.stride);
         match live.stream.next() {
@@ -234,18 +226,16 @@ impl FrameSource for V4l2Source {
                 let data = if used > 0 { &buf[..used] } else { buf };
                 match luma_into(format, data, w, h, stride, frame) {
                     Ok(()) => Ok(true),
-                    Err(e) => Err(SourceError::BadFrame {
-                        source_name: self.name.clone(),
-                        reason: e.to_string(),
-                    }),
+                    Err(e) => Err(SourceError::bad_frame(&self.name, e)),
                 }
             }
             Err(e) => {
                 self.live = None;
-                Err(SourceError::Lost {
-                    source_name: self.name.clone(),
-                    reason: format!("no frame: {e}"),
-                })
+                Err(SourceError::lost(
+                    &self.name,
+                    format!("no frame: {e}"),
+                    Some(e.into()),
+                ))
             }
         }
     }

@@ -90,14 +90,10 @@ impl Y4mSource {
         if path == Path::new("-") {
             return Self::from_reader("y4m:-", Box::new(BufReader::new(std::io::stdin())));
         }
-        let file = File::open(path).map_err(|e| SourceError::Open {
-            source_name: format!("y4m:{}", path.display()),
-            reason: e.to_string(),
-        })?;
-        Self::from_reader(
-            &format!("y4m:{}", path.display()),
-            Box::new(BufReader::with_capacity(1 << 16, file)),
-        )
+        let name = format!("y4m:{}", path.display());
+        let file = File::open(path)
+            .map_err(|e| SourceError::open(&name, e.to_string(), Some(e.into())))?;
+        Self::from_reader(&name, Box::new(BufReader::with_capacity(1 << 16, file)))
     }
 
     /// Reads the stream header from `reader`; `name` names the stream in errors.
@@ -106,11 +102,9 @@ impl Y4mSource {
         mut reader: Box<dyn BufRead + Send>,
     ) -> Result<Self, SourceError> {
         let mut line = Vec::new();
-        let bad = |reason: String| SourceError::Format {
-            source_name: name.to_string(),
-            reason,
-        };
-        let n = read_line(&mut reader, &mut line).map_err(|e| bad(e.to_string()))?;
+        let bad = |reason: String| SourceError::format(name, reason, None);
+        let n = read_line(&mut reader, &mut line)
+            .map_err(|e| SourceError::format(name, e.to_string(), Some(e.into())))?;
         if n == 0 {
             return Err(bad("the stream is empty (no YUV4MPEG2 header)".into()));
         }
@@ -203,21 +197,20 @@ impl FrameSource for Y4mSource {
     }
 
     fn next_frame(&mut self, frame: &mut GrayFrame) -> Result<bool, SourceError> {
-        let bad = |reason: String| SourceError::Format {
-            source_name: self.name.clone(),
-            reason,
-        };
-        let n = read_line(&mut self.reader, &mut self.line)
-            .map_err(|e| bad(format!("frame {}: {e}", self.frames + 1)))?;
+        let frame_no = self.frames + 1;
+        let n = read_line(&mut self.reader, &mut self.line).map_err(|e| {
+            SourceError::format(&self.name, format!("frame {frame_no}: {e}"), Some(e.into()))
+        })?;
         if n == 0 {
             return Ok(false);
         }
         if !self.line.starts_with(b"FRAME") {
-            return Err(bad(format!(
-                "frame {}: expected a FRAME line, found {:?}",
-                self.frames + 1,
-                String::from_utf8_lossy(&self.line[..self.line.len().min(16)])
-            )));
+            let found = String::from_utf8_lossy(&self.line[..self.line.len().min(16)]);
+            return Err(SourceError::format(
+                &self.name,
+                format!("frame {frame_no}: expected a FRAME line, found {found:?}"),
+                None,
+            ));
         }
         let Y4mHeader {
             width,
@@ -226,15 +219,13 @@ impl FrameSource for Y4mSource {
             ..
         } = self.header;
         frame.reset(width, height);
+        // The end of the stream is said in words, not quoted, so it is not kept as the cause.
         let truncated = |e: std::io::Error| {
-            let reason = if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                format!("frame {} is truncated", self.frames + 1)
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                SourceError::format(&self.name, format!("frame {frame_no} is truncated"), None)
             } else {
-                format!("frame {}: {e}", self.frames + 1)
-            };
-            SourceError::Format {
-                source_name: self.name.clone(),
-                reason,
+                let reason = format!("frame {frame_no}: {e}");
+                SourceError::format(&self.name, reason, Some(e.into()))
             }
         };
         self.reader

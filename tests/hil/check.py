@@ -154,6 +154,8 @@ def main():
         need(lost and lost[0]["leds"] == "0000000", "camera unplugged: the LEDs went off",
              f"camera unplugged: LEDs {lost}")
         shown("camera", last, last_want)
+        shown("reader-gone", first, first_want)
+        shown("reader-back", last, last_want)
         shown("serial-gone", first, first_want)
         shown("serial-back", last, last_want)
         down = [fields(l) for l in t if l.startswith("T_LEDS_DOWN")]
@@ -165,7 +167,20 @@ def main():
         in_order([("source state=lost", lambda e: is_("source", state="lost")(e) and e[1].get("reason")),
                   ("source state=ok", is_("source", state="ok")),
                   ("the face again", appeared_last)], "camera")
+        # The reader gone: what emotiond wrote meanwhile (the other face appearing) is lost on the
+        # wire; it cannot tell, so it reports no loss, and the lines after the gap are whole.
+        first_face = (first["expect"]["emotion"], ",".join(map(str, first["expect"]["box"])))
+        ok_at = next((i for i, e in enumerate(after) if is_("source", state="ok")(e)), None)
+        again = [i for i, e in enumerate(after) if appeared_last(e) and ok_at is not None and i > ok_at]
+        gap = after[again[0] + 1:again[1]] if len(again) >= 2 else None
+        need(gap is not None and not any(e[0] == "face" and (e[1].get("emotion"), e[1].get("box")) == first_face
+                                          or e[0] == "serial" for e in gap),
+             "serial (reader gone): the lines written while nobody read were lost on the wire, emotiond "
+             "reported no loss, and the face came through after the reader was back",
+             f"serial (reader gone): between the camera's face and the next: {gap}")
         in_order([("source state=ok", is_("source", state="ok")),
+                  ("the face after the camera", appeared_last),
+                  ("the face after the reader", appeared_last),
                   ("serial state=reopened with lines dropped",
                    lambda e: e[0] == "serial" and e[1].get("state") == "reopened" and int(e[1].get("dropped", 0)) >= 1),
                   ("the face again", appeared_last)], "serial port")

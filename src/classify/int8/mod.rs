@@ -45,12 +45,14 @@ impl Quant {
 }
 
 /// Why an int8 graph cannot be built: the tensor or operator at fault and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Int8Error {
     /// `tensor NAME` or `operator N (KIND)`.
     pub what: String,
-    /// What is wrong with it.
+    /// What is wrong with it (quoting the cause).
     pub reason: String,
+    /// The flatbuffer reader's or tract's error, when one of them refused it: the `source()`.
+    pub cause: Option<crate::Cause>,
 }
 
 impl std::fmt::Display for Int8Error {
@@ -59,7 +61,11 @@ impl std::fmt::Display for Int8Error {
     }
 }
 
-impl std::error::Error for Int8Error {}
+impl std::error::Error for Int8Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|c| c as _)
+    }
+}
 
 /// A loaded int8 graph, as a tract model of emotiond's ops.
 #[derive(Debug)]
@@ -113,6 +119,7 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| Int8Error {
                 what: format!("tensor {index}"),
                 reason: "no such tensor in the graph".into(),
+                cause: None,
             })
     }
 
@@ -124,6 +131,7 @@ impl<'a> Reader<'a> {
         Int8Error {
             what,
             reason: reason.into(),
+            cause: None,
         }
     }
 
@@ -338,8 +346,16 @@ impl Int8Graph {
         let whole = |reason: String| Int8Error {
             what: "the model".into(),
             reason,
+            cause: None,
         };
-        let model = fb::root_as_model(bytes).map_err(|e| whole(e.to_string()))?;
+        let refused = |what: &str, reason: String, cause: crate::Cause| Int8Error {
+            what: what.into(),
+            reason,
+            cause: Some(cause),
+        };
+        let tract = |e: TractError| refused("the model", format!("{e:#}"), e.into());
+        let model =
+            fb::root_as_model(bytes).map_err(|e| refused("the model", e.to_string(), e.into()))?;
         let graph = model
             .subgraphs()
             .filter(|s| !s.is_empty())
@@ -394,7 +410,7 @@ impl Int8Graph {
         let mut outlets: HashMap<i32, OutletId> = HashMap::new();
         let source = target
             .add_source("input", i8::fact([batch, 64, 64, 1]))
-            .map_err(|e| whole(format!("{e:#}")))?;
+            .map_err(tract)?;
         outlets.insert(input, source);
 
         let operators = graph
@@ -415,6 +431,7 @@ impl Int8Graph {
             let fail = |reason: String| Int8Error {
                 what: label.clone(),
                 reason,
+                cause: None,
             };
             let ins: Vec<i32> = op.inputs().map(|v| v.iter().collect()).unwrap_or_default();
             let outs: Vec<i32> = op.outputs().map(|v| v.iter().collect()).unwrap_or_default();
@@ -558,15 +575,13 @@ impl Int8Graph {
             );
             let wired = target
                 .wire_node(name, op, &inputs)
-                .map_err(|e| fail(format!("{e:#}")))?;
+                .map_err(|e| refused(&label, format!("{e:#}"), e.into()))?;
             outlets.insert(out, wired[0]);
         }
         let result = *outlets
             .get(&output)
             .ok_or_else(|| reader.fail(output, "no operator writes the graph's output"))?;
-        let fact = target
-            .outlet_fact(result)
-            .map_err(|e| whole(format!("{e:#}")))?;
+        let fact = target.outlet_fact(result).map_err(tract)?;
         let want: TVec<TDim> = if positions == 1 {
             tvec!(batch.to_dim(), 7.to_dim())
         } else {
@@ -584,9 +599,7 @@ impl Int8Graph {
                 ),
             ));
         }
-        target
-            .select_output_outlets(&[result])
-            .map_err(|e| whole(format!("{e:#}")))?;
+        target.select_output_outlets(&[result]).map_err(tract)?;
         Ok(Int8Graph {
             model: target,
             input: in_quant,

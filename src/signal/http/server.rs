@@ -272,6 +272,7 @@ fn status_json(shared: &Shared) -> serde_json::Value {
         "latency_p95_ms",
         "dropped",
         "bad_frames",
+        "skipped_faces",
         "rss_mib",
     ] {
         out[key] = pick(key);

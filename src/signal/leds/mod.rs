@@ -8,12 +8,14 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::classify::Emotion;
+use crate::Cause;
 pub use settings::{
     Brightness, Color, EmotionColors, EmotionPins, Idle, LedBackendSpec, LedConfig, RgbPins,
     MAX_PIN,
 };
 
-/// Why an LED backend failed. Each variant names the device or pin.
+/// Why an LED backend failed. Each variant names the device or pin, and keeps the GPIO library's
+/// error (gpiocdev's, rppal's) as its `source()`.
 #[derive(Debug, Error)]
 pub enum LedError {
     /// The GPIO device could not be opened or the lines requested.
@@ -21,8 +23,11 @@ pub enum LedError {
     Open {
         /// The device or backend.
         device: String,
-        /// What went wrong, and what to do.
+        /// What went wrong (quoting the cause), and what to do.
         reason: String,
+        /// The GPIO library's error; none for a pin the device does not have.
+        #[source]
+        cause: Option<Cause>,
     },
     /// A line could not be set.
     #[error("cannot set {line} on {device}: {reason}")]
@@ -31,8 +36,11 @@ pub enum LedError {
         device: String,
         /// The line, as `name (pin N)`.
         line: String,
-        /// What went wrong.
+        /// What went wrong: the cause's text.
         reason: String,
+        /// The GPIO library's error.
+        #[source]
+        cause: Cause,
     },
 }
 

@@ -130,6 +130,25 @@ fault_camera() {
     echo "T_SHOWN phase=camera frame=$(last_frame) leds=$(leds) want=$(last_leds) from=$t0 at=$(up)"
 }
 
+# The serial line's reader gone and back: on the T_READER lines the host end closes its socket and
+# connects again (tests/hil/serial_reader.py), and the other frame is shown meanwhile. A UART
+# cannot tell whether anybody reads it, so emotiond goes on as if nothing happened: what it wrote
+# meanwhile is lost on the wire, and the lines after are whole.
+fault_reader() {
+    echo "T_READER gone at=$(up)"
+    sleep 1
+    t0=$(up)
+    feed "$(first_frame)"
+    wait_leds "$(first_leds)" 120 "$1"
+    echo "T_SHOWN phase=reader-gone frame=$(first_frame) leds=$(leds) want=$(first_leds) from=$t0 at=$(up)"
+    echo "T_READER back at=$(up)"
+    sleep 1
+    t0=$(up)
+    feed "$(last_frame)"
+    wait_leds "$(last_leds)" 120 "$1"
+    echo "T_SHOWN phase=reader-back frame=$(last_frame) leds=$(leds) want=$(last_leds) from=$t0 at=$(up)"
+}
+
 # The serial port gone and back, as a USB adapter pulled out: the 16550's PCI device is unbound from
 # its driver (the tty is hung up: EIO), the other frame is shown meanwhile (its events cannot be
 # written, so they are dropped and counted), then it is bound again and the last frame shown.

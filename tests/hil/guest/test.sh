@@ -1,7 +1,7 @@
 # The HIL test inside the busybox VM, run by /init: sets up the real drivers, runs emotiond against
 # them, and prints what it sees as T_ lines for tests/hil/check.py (see lib.sh). After the frames, with
-# the last one shown, three faults: the camera unplugged, the serial port gone, the LED chip removed,
-# each followed by its return.
+# the last one shown, four faults: the camera unplugged, the serial line's reader gone, the serial
+# port gone, the LED chip removed, each followed by its return.
 . /hil/lib.sh
 
 echo "== drivers: vivid loopback, gpio-sim; serial $HIL_SERIAL"
@@ -18,6 +18,7 @@ show_frames $PID
 report_rss $PID
 echo "== faults"
 fault_camera $PID /tmp/emotiond.log
+fault_reader $PID
 fault_serial $PID /tmp/emotiond.log
 fault_gpio $PID /tmp/emotiond.log
 kill -0 $PID 2>/dev/null && echo "T_ALIVE after faults"
