@@ -103,7 +103,9 @@ impl RpicamSource {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| {
+        // Looked up first, so a missing program is always this error, whether or not the platform's
+        // spawn reports a failed exec (qemu-user's posix_spawn does not).
+        let mut child = find_program(&r.command).and_then(|_| cmd.spawn()).map_err(|e| {
             let reason = format!(
                 "cannot start {}: {e} (install it with `sudo apt install rpicam-apps`, or set source.rpicam_command)",
                 r.command.display()
@@ -265,4 +267,23 @@ impl FrameSource for RpicamSource {
     fn nominal_fps(&self) -> Option<f64> {
         Some(self.request.fps)
     }
+}
+
+/// `command` as the OS would run it: a path with a `/` as it is, a bare name looked up in `PATH`;
+/// NotFound when there is no executable file there.
+fn find_program(command: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let found = if command.components().count() > 1 || command.is_absolute() {
+        runnable(command).then(|| command.to_path_buf())
+    } else {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(command))
+                .find(|p| runnable(p))
+        })
+    };
+    found.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
 }
