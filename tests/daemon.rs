@@ -673,13 +673,25 @@ fn a_stdout_reader_that_never_reads_cannot_hold_up_the_stop() {
 
 #[test]
 fn a_second_sigterm_exits_at_once() {
-    // The stop waits 0.5 s for the stuck standard output, so the second signal, 50 ms after the
-    // first (apart, so the kernel cannot merge them), always finds it under way.
+    // The stop waits 0.5 s for the stuck standard output. The second signal is sent once the log
+    // says the first one started the stop, so it always finds the stop under way: a fixed delay
+    // was not enough under qemu-user, which holds a guest's signal back while it computes, so the
+    // two were merged into one.
     let dir = tempfile::tempdir().unwrap();
     let (mut child, reader, log) = start_with_stdout_stuck(dir.path());
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    let until = std::time::Instant::now() + stop_bound() * 5;
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("stopping (signal)")
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the first SIGTERM did not start the stop"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let (status, _) = exit_within(&mut child, stop_bound() * 5);
     let log = std::fs::read_to_string(log).unwrap();

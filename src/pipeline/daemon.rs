@@ -434,16 +434,17 @@ pub fn run(
     };
 
     // The stop sequence: the reader is told to stop, LEDs go off, the last lines go out.
+    let reason = match &result {
+        Ok(r) => r.word(),
+        Err(_) => "error",
+    };
+    log::info!("stopping ({reason})");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     reader_stop.store(true, Ordering::Relaxed);
     mailbox.close_receiver();
     // A reader waiting for a free buffer wakes to a closed channel and ends.
     drop(free_tx);
     out.show(LedState::Off, start.elapsed());
-    let reason = match &result {
-        Ok(r) => r.word(),
-        Err(_) => "error",
-    };
     out.emit(
         &Event::new("stop")
             .with("reason", Value::Str(reason))
