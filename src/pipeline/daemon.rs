@@ -121,8 +121,8 @@ impl Outputs {
             Some(LedHealth::Lost(e)) => {
                 let reason = e.to_string();
                 log::error!(
-                    "{reason}; going on without LEDs, opening them again every {} s",
-                    crate::signal::led_retry::LED_RETRY.as_secs()
+                    "{reason}; going on without LEDs, opening them again every {:?}",
+                    leds.retry()
                 );
                 self.emit(
                     &Event::new("leds")

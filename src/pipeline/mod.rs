@@ -145,7 +145,8 @@ impl Pipeline {
         Ok(&self.events)
     }
 
-    /// Faces skipped so far because they could not be classified (see [`keep_classified`]).
+    /// Faces skipped so far because they could not be classified (a box the crop refuses, a
+    /// failed model run).
     pub fn skipped_faces(&self) -> u64 {
         self.skipped_faces
     }
@@ -244,7 +245,7 @@ impl Pipeline {
 /// `scored`, and counts the others in `skipped`. A box the crop rule refuses is routine (a debug
 /// line); a failed model run is a warning, logged the first time and then at every power of two,
 /// so a model that fails on every face cannot flood the log.
-pub fn keep_classified(
+fn keep_classified(
     results: &mut Vec<Result<Probs, ClassifyError>>,
     boxes: &[Rect],
     scored: &mut Vec<(Rect, Probs)>,

@@ -63,6 +63,11 @@ impl RetryingLeds {
         &self.name
     }
 
+    /// How long after a failure opening the LEDs is tried again.
+    pub fn retry(&self) -> Duration {
+        self.retry
+    }
+
     /// Whether the LEDs are open.
     pub fn is_up(&self) -> bool {
         self.leds.is_some()
