@@ -12,6 +12,7 @@
 //! positions (the network's global average pooling) and takes the softmax.
 
 pub mod fixed;
+pub mod kernels;
 pub mod ops;
 
 use tract_tflite::internal::*;
@@ -497,6 +498,11 @@ impl Int8Graph {
                     }
                     let (in_channels, out_channels) = if depthwise { (i, i) } else { (i, o) };
                     let (weights, w_scales) = reader.weights(w, out_channels)?;
+                    let weights = if depthwise {
+                        weights
+                    } else {
+                        ops::taps_inputs_outputs(&weights, o, kh * kw, i)
+                    };
                     let bias = reader.bias(ins.get(2).copied().unwrap_or(-1), out_channels)?;
                     let conv = Conv {
                         depthwise,

@@ -10,6 +10,7 @@ use tract_tflite::internal::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 use tract_tflite::internal::*;
 
 use super::fixed::QuantizedMultiplier;
+use super::kernels::{convolve, Filter, Geometry};
 
 /// How a window meets the border: TFLite's `SAME` (output `ceil(in / stride)`, zero-point padding
 /// split with the smaller half before) or `VALID` (no padding).
@@ -70,8 +71,9 @@ pub struct Requantize {
 }
 
 impl Requantize {
+    /// One sum of output channel `channel` in int8, as TFLite computes it.
     #[inline]
-    fn apply(&self, channel: usize, acc: i32) -> i8 {
+    pub fn apply(&self, channel: usize, acc: i32) -> i8 {
         let m = self.multipliers[if self.multipliers.len() == 1 {
             0
         } else {
@@ -107,9 +109,10 @@ fn output_i8(shape: [usize; 4], fill: impl FnOnce(&mut [i8])) -> TractResult<TVe
 }
 
 thread_local! {
-    /// The zero-point-shifted, padded input of the convolution being run on this thread: reused
-    /// from face to face, so a run allocates only its output tensors.
-    static PADDED: RefCell<Vec<i16>> = const { RefCell::new(Vec::new()) };
+    /// The zero-point-shifted, padded input of the convolution being run on this thread and one
+    /// output row of its sums: reused from face to face, so a run allocates only its output
+    /// tensors.
+    static SCRATCH: RefCell<(Vec<i16>, Vec<i32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// A convolution or depthwise convolution over int8, as TFLite's per-channel reference kernels
@@ -124,7 +127,8 @@ pub struct Conv {
     pub in_channels: usize,
     /// Output channels.
     pub out_channels: usize,
-    /// The weights widened to i16: OHWI for a convolution, HWC for a depthwise one.
+    /// The weights widened to i16: `[tap][input channel][output channel]` for a convolution
+    /// (TFLite's OHWI goes through [`taps_inputs_outputs`]), HWC for a depthwise one.
     pub weights: Vec<i16>,
     /// One int32 bias per output channel (scale: input scale times the channel's weight scale).
     pub bias: Vec<i32>,
@@ -164,15 +168,6 @@ impl Conv {
     }
 }
 
-/// The integer dot product. Sums wrap rather than trap: a calibrated graph stays far inside i32
-/// (at most 255 * 128 per term), and a hostile file must not be able to panic the daemon.
-#[inline]
-fn dot(a: &[i16], b: &[i16]) -> i32 {
-    a.iter()
-        .zip(b)
-        .fold(0i32, |s, (&x, &y)| s.wrapping_add(x as i32 * y as i32))
-}
-
 impl Op for Conv {
     fn name(&self) -> StaticName {
         if self.depthwise {
@@ -203,49 +198,50 @@ impl EvalOp for Conv {
         let (sh, sw) = self.window.stride;
         let (ph, pw) = ((oh - 1) * sh + kh, (ow - 1) * sw + kw);
         let oc = self.out_channels;
+        let geometry = Geometry {
+            padded_width: pw,
+            channels: c,
+            outputs: oc,
+            out_size: (oh, ow),
+            kernel: (kh, kw),
+            stride: (sh, sw),
+        };
+        let filter = Filter {
+            weights: &self.weights,
+            bias: &self.bias,
+            depthwise: self.depthwise,
+            requantize: &self.requantize,
+        };
+        ensure!(
+            self.weights.len() == kh * kw * c * if self.depthwise { 1 } else { oc }
+                && self.bias.len() == oc
+                && (self.requantize.multipliers.len() == 1
+                    || self.requantize.multipliers.len() == oc),
+            "weights, bias or multipliers do not fit {kh}x{kw}x{c} -> {oc}"
+        );
         output_i8([n, oh, ow, oc], |out| {
-            PADDED.with_borrow_mut(|padded| {
-                let mut acc = vec![0i32; if self.depthwise { c } else { 0 }];
+            SCRATCH.with_borrow_mut(|(padded, acc)| {
                 for b in 0..n {
                     let image = &input[b * h * w * c..][..h * w * c];
                     self.pad(image, (h, w, c), (ph, pw, top, left), padded);
                     let out = &mut out[b * oh * ow * oc..][..oh * ow * oc];
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            let px = &mut out[(oy * ow + ox) * oc..][..oc];
-                            let origin = (oy * sh * pw + ox * sw) * c;
-                            if self.depthwise {
-                                acc.copy_from_slice(&self.bias);
-                                for ky in 0..kh {
-                                    for kx in 0..kw {
-                                        let x = &padded[origin + (ky * pw + kx) * c..][..c];
-                                        let k = &self.weights[(ky * kw + kx) * c..][..c];
-                                        for ((a, &x), &k) in acc.iter_mut().zip(x).zip(k) {
-                                            *a = a.wrapping_add(x as i32 * k as i32);
-                                        }
-                                    }
-                                }
-                                for (ch, (p, &a)) in px.iter_mut().zip(&acc).enumerate() {
-                                    *p = self.requantize.apply(ch, a);
-                                }
-                            } else {
-                                let row = kw * c;
-                                for (o, p) in px.iter_mut().enumerate() {
-                                    let filter = &self.weights[o * kh * row..][..kh * row];
-                                    let mut a = self.bias[o];
-                                    for ky in 0..kh {
-                                        let x = &padded[origin + ky * pw * c..][..row];
-                                        a = a.wrapping_add(dot(x, &filter[ky * row..][..row]));
-                                    }
-                                    *p = self.requantize.apply(o, a);
-                                }
-                            }
-                        }
-                    }
+                    convolve(padded, &geometry, &filter, acc, out);
                 }
             })
         })
     }
+}
+
+/// TFLite's OHWI convolution weights (`outputs` filters of `taps` x `inputs` values) reordered
+/// as `[tap][input][output]`, the order [`kernels`](super::kernels) reads them in.
+pub fn taps_inputs_outputs(ohwi: &[i16], outputs: usize, taps: usize, inputs: usize) -> Vec<i16> {
+    let mut out = vec![0; ohwi.len()];
+    for (o, filter) in ohwi.chunks_exact(taps * inputs).enumerate().take(outputs) {
+        for (k, &w) in filter.iter().enumerate() {
+            out[k * outputs + o] = w;
+        }
+    }
+    out
 }
 
 impl TypedOp for Conv {
