@@ -33,7 +33,7 @@ pub struct Geometry {
 /// What one convolution multiplies by and how it requantizes.
 #[derive(Debug, Clone, Copy)]
 pub struct Filter<'a> {
-    /// Depthwise: `[tap][channel]`; full: `[tap][input channel][output channel]`.
+    /// Depthwise: `[tap][channel]`; full: as [`pack_full`] orders them.
     pub weights: &'a [i16],
     /// One sum to start from per output channel.
     pub bias: &'a [i32],
@@ -57,11 +57,26 @@ pub fn convolve(padded: &[i16], g: &Geometry, f: &Filter, acc: &mut Vec<i32>, ou
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn convolve_avx2(padded: &[i16], g: &Geometry, f: &Filter, acc: &mut Vec<i32>, out: &mut [i8]) {
-    convolve_any(padded, g, f, acc, out)
+    // A closure here has the function's target features, so it may call the AVX2 row.
+    convolve_rows(padded, g, f, acc, out, |padded, g, f, oy, acc| {
+        full_row_avx2(padded, g, f, oy, acc)
+    })
 }
 
-#[inline(always)]
 fn convolve_any(padded: &[i16], g: &Geometry, f: &Filter, acc: &mut Vec<i32>, out: &mut [i8]) {
+    convolve_rows(padded, g, f, acc, out, full_row)
+}
+
+/// The rows of one convolution, a full one's rows made by `full`.
+#[inline(always)]
+fn convolve_rows(
+    padded: &[i16],
+    g: &Geometry,
+    f: &Filter,
+    acc: &mut Vec<i32>,
+    out: &mut [i8],
+    full: impl Fn(&[i16], &Geometry, &Filter, usize, &mut [i32]),
+) {
     let (oh, ow) = g.out_size;
     let row = ow * g.outputs;
     acc.clear();
@@ -70,7 +85,7 @@ fn convolve_any(padded: &[i16], g: &Geometry, f: &Filter, acc: &mut Vec<i32>, ou
         if f.depthwise {
             depthwise_row(padded, g, f, oy, acc);
         } else {
-            full_row(padded, g, f, oy, acc);
+            full(padded, g, f, oy, acc);
         }
         requantize_row(f.requantize, acc, g.outputs, out_row);
     }
@@ -101,11 +116,47 @@ fn depthwise_row(padded: &[i16], g: &Geometry, f: &Filter, oy: usize, acc: &mut 
     }
 }
 
+/// TFLite's OHWI convolution weights (`outputs` filters of `taps` x `inputs` values) in the order
+/// the full convolution reads them: `[tap][input pair][output][2]`, the two values of a pair being
+/// input channels `2j` and `2j + 1` (the second 0 when `inputs` is odd). A pair of inputs times a
+/// pair of weights is one `vpmaddwd` lane on x86-64.
+pub fn pack_full(ohwi: &[i16], outputs: usize, taps: usize, inputs: usize) -> Vec<i16> {
+    let pairs = inputs.div_ceil(2);
+    let mut out = vec![0; taps * pairs * outputs * 2];
+    for (o, filter) in ohwi.chunks_exact(taps * inputs).enumerate().take(outputs) {
+        for (t, tap) in filter.chunks_exact(inputs).enumerate() {
+            for (i, &w) in tap.iter().enumerate() {
+                out[((t * pairs + i / 2) * outputs + o) * 2 + i % 2] = w;
+            }
+        }
+    }
+    out
+}
+
+/// The length [`pack_full`] gives.
+pub fn packed_full_len(outputs: usize, taps: usize, inputs: usize) -> usize {
+    taps * inputs.div_ceil(2) * outputs * 2
+}
+
+/// The two input values of pair `j` at `first` (the second beyond the pixel when the channel
+/// count is odd, where its weight is 0; the padded input has one spare value at its end for it).
+#[inline(always)]
+fn pair(padded: &[i16], first: usize, j: usize) -> (i32, i32) {
+    let x = &padded[first + 2 * j..][..2];
+    (x[0] as i32, x[1] as i32)
+}
+
 #[inline(always)]
 fn full_row(padded: &[i16], g: &Geometry, f: &Filter, oy: usize, acc: &mut [i32]) {
-    let o = g.outputs;
+    let (o, c) = (g.outputs, g.channels);
+    let (kh, kw) = g.kernel;
+    let (sh, sw) = g.stride;
+    let pairs = c.div_ceil(2);
+    let step = sw * c;
     let mut blocks = acc.chunks_exact_mut(BLOCK * o);
     let mut ox = 0;
+    // Plain loops, no closures: a closure would be compiled on its own, without the caller's
+    // target features, and the zips leave the compiler no bounds to check in the inner loop.
     for sums in &mut blocks {
         let (s0, rest) = sums.split_at_mut(o);
         let (s1, rest) = rest.split_at_mut(o);
@@ -113,48 +164,136 @@ fn full_row(padded: &[i16], g: &Geometry, f: &Filter, oy: usize, acc: &mut [i32]
         for s in [&mut *s0, &mut *s1, &mut *s2, &mut *s3] {
             s.copy_from_slice(f.bias);
         }
-        each_tap(g, oy, ox, |tap, first| {
-            let step = g.stride.1 * g.channels;
-            for i in 0..g.channels {
-                let w = &f.weights[(tap * g.channels + i) * o..][..o];
-                let x = |p: usize| padded[first + p * step + i] as i32;
-                let (x0, x1, x2, x3) = (x(0), x(1), x(2), x(3));
-                for (j, &w) in w.iter().enumerate() {
-                    let w = w as i32;
-                    s0[j] = s0[j].wrapping_add(x0 * w);
-                    s1[j] = s1[j].wrapping_add(x1 * w);
-                    s2[j] = s2[j].wrapping_add(x2 * w);
-                    s3[j] = s3[j].wrapping_add(x3 * w);
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let tap = ky * kw + kx;
+                let first = at(g, oy * sh + ky, ox * sw + kx);
+                let rows = f.weights[tap * pairs * o * 2..][..pairs * o * 2].chunks_exact(o * 2);
+                for (j, w) in rows.enumerate() {
+                    let (x0, y0) = pair(padded, first, j);
+                    let (x1, y1) = pair(padded, first + step, j);
+                    let (x2, y2) = pair(padded, first + 2 * step, j);
+                    let (x3, y3) = pair(padded, first + 3 * step, j);
+                    let lanes = s0.iter_mut().zip(&mut *s1).zip(&mut *s2).zip(&mut *s3);
+                    for ((((a0, a1), a2), a3), w) in lanes.zip(w.chunks_exact(2)) {
+                        let (u, v) = (w[0] as i32, w[1] as i32);
+                        *a0 = a0.wrapping_add(x0 * u + y0 * v);
+                        *a1 = a1.wrapping_add(x1 * u + y1 * v);
+                        *a2 = a2.wrapping_add(x2 * u + y2 * v);
+                        *a3 = a3.wrapping_add(x3 * u + y3 * v);
+                    }
                 }
             }
-        });
+        }
         ox += BLOCK;
     }
     for sums in blocks.into_remainder().chunks_exact_mut(o) {
-        sums.copy_from_slice(f.bias);
-        each_tap(g, oy, ox, |tap, first| {
-            for i in 0..g.channels {
-                let w = &f.weights[(tap * g.channels + i) * o..][..o];
-                let x = padded[first + i] as i32;
-                for (s, &w) in sums.iter_mut().zip(w) {
-                    *s = s.wrapping_add(x * w as i32);
-                }
-            }
-        });
+        full_pixel(padded, g, f, oy, ox, sums);
         ox += 1;
     }
 }
 
-/// Calls `add(tap, first)` for every kernel tap of output pixel (`oy`, `ox`), `first` being the
-/// index of that tap's first input value.
+/// One output pixel of a full convolution, every output channel.
 #[inline(always)]
-fn each_tap(g: &Geometry, oy: usize, ox: usize, mut add: impl FnMut(usize, usize)) {
+fn full_pixel(padded: &[i16], g: &Geometry, f: &Filter, oy: usize, ox: usize, sums: &mut [i32]) {
+    let (o, pairs) = (g.outputs, g.channels.div_ceil(2));
     let (kh, kw) = g.kernel;
     let (sh, sw) = g.stride;
+    sums.copy_from_slice(f.bias);
     for ky in 0..kh {
         for kx in 0..kw {
-            add(ky * kw + kx, at(g, oy * sh + ky, ox * sw + kx));
+            let tap = ky * kw + kx;
+            let first = at(g, oy * sh + ky, ox * sw + kx);
+            let rows = f.weights[tap * pairs * o * 2..][..pairs * o * 2].chunks_exact(o * 2);
+            for (j, w) in rows.enumerate() {
+                let (x, y) = pair(padded, first, j);
+                for (s, w) in sums.iter_mut().zip(w.chunks_exact(2)) {
+                    *s = s.wrapping_add(x * w[0] as i32 + y * w[1] as i32);
+                }
+            }
         }
+    }
+}
+
+/// [`full_row`] with AVX2: [`BLOCK`] pixels times `8 * V` output channels held in registers
+/// over every tap and input pair, each step one `vpmaddwd` per pixel and 8 outputs (two
+/// multiply-adds per lane, exact: a product is at most 255 x 128 in magnitude). Output counts
+/// that are not a multiple of 8 go to [`full_row`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn full_row_avx2(padded: &[i16], g: &Geometry, f: &Filter, oy: usize, acc: &mut [i32]) {
+    match g.outputs {
+        o if o % 16 == 0 => full_row_tiles::<2>(padded, g, f, oy, acc),
+        o if o % 8 == 0 => full_row_tiles::<1>(padded, g, f, oy, acc),
+        _ => full_row(padded, g, f, oy, acc),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn full_row_tiles<const V: usize>(
+    padded: &[i16],
+    g: &Geometry,
+    f: &Filter,
+    oy: usize,
+    acc: &mut [i32],
+) {
+    use std::arch::x86_64::*;
+    let (o, c) = (g.outputs, g.channels);
+    let (kh, kw) = g.kernel;
+    let (sh, sw) = g.stride;
+    let pairs = c.div_ceil(2);
+    let step = sw * c;
+    // Every load and store below goes through a bounds-checked slice of exactly the width read
+    // or written (16 i16 or 8 i32, 32 bytes), so the pointers are valid; loadu/storeu need no
+    // alignment.
+    let load = |s: &[i16]| unsafe { _mm256_loadu_si256(s[..16].as_ptr().cast()) };
+    let load32 = |s: &[i32]| unsafe { _mm256_loadu_si256(s[..8].as_ptr().cast()) };
+    let broadcast = |first: usize, j: usize| {
+        let (x, y) = pair(padded, first, j);
+        _mm256_set1_epi32((x as u16 as u32 | (y as u16 as u32) << 16) as i32)
+    };
+    let blocks = g.out_size.1 / BLOCK;
+    for b in 0..blocks {
+        let ox = b * BLOCK;
+        for oc in (0..o).step_by(8 * V) {
+            let mut sums = [[_mm256_setzero_si256(); V]; BLOCK];
+            for px in sums.iter_mut() {
+                for (v, s) in px.iter_mut().enumerate() {
+                    *s = load32(&f.bias[oc + 8 * v..]);
+                }
+            }
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let tap = ky * kw + kx;
+                    let first = at(g, oy * sh + ky, ox * sw + kx);
+                    let taps = &f.weights[tap * pairs * o * 2..][..pairs * o * 2];
+                    for j in 0..pairs {
+                        let mut w = [_mm256_setzero_si256(); V];
+                        for (v, w) in w.iter_mut().enumerate() {
+                            *w = load(&taps[(j * o + oc + 8 * v) * 2..]);
+                        }
+                        for (p, px) in sums.iter_mut().enumerate() {
+                            let x = broadcast(first + p * step, j);
+                            for (s, &w) in px.iter_mut().zip(&w) {
+                                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(x, w));
+                            }
+                        }
+                    }
+                }
+            }
+            for (p, px) in sums.iter().enumerate() {
+                for (v, s) in px.iter().enumerate() {
+                    let out = &mut acc[(ox + p) * o + oc + 8 * v..][..8];
+                    // SAFETY: `out` is 8 i32, the 32 bytes stored.
+                    unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), *s) };
+                }
+            }
+        }
+    }
+    let tail = &mut acc[blocks * BLOCK * o..];
+    for (k, sums) in tail.chunks_exact_mut(o).enumerate() {
+        full_pixel(padded, g, f, oy, blocks * BLOCK + k, sums);
     }
 }
 
@@ -180,12 +319,18 @@ pub fn requantize_row(r: &Requantize, acc: &[i32], channels: usize, out: &mut [i
     }
 }
 
-/// [`QuantizedMultiplier::apply`], the zero point and the clamp, without branches: the rounding
-/// high multiply as `(ab + 2^30) >> 31`, which is gemmlowp's nudge-and-truncate (for a negative
-/// product, truncating `ab + 1 - 2^30` toward zero is flooring `ab + 2^30`), and the rounding
-/// shift with its threshold as a comparison.
+/// [`QuantizedMultiplier::apply`], the zero point and the clamp, without branches.
 #[inline(always)]
 fn requantize_one(acc: i32, m: QuantizedMultiplier, zero: i32, (lo, hi): (i32, i32)) -> i8 {
+    scale(acc, m).saturating_add(zero).clamp(lo, hi) as i8
+}
+
+/// [`QuantizedMultiplier::apply`] without branches: the rounding high multiply as
+/// `(ab + 2^30) >> 31`, which is gemmlowp's nudge-and-truncate (for a negative product, truncating
+/// `ab + 1 - 2^30` toward zero is flooring `ab + 2^30`), and the rounding shift with its threshold
+/// as a comparison.
+#[inline(always)]
+fn scale(acc: i32, m: QuantizedMultiplier) -> i32 {
     let left = m.shift.clamp(0, 30) as u32;
     let right = (-m.shift).clamp(0, 31) as u32;
     let x = acc.wrapping_shl(left);
@@ -198,8 +343,54 @@ fn requantize_one(acc: i32, m: QuantizedMultiplier, zero: i32, (lo, hi): (i32, i
     };
     let mask = (1u32 << right).wrapping_sub(1) as i32;
     let threshold = (mask >> 1) + i32::from(high < 0);
-    let scaled = (high >> right) + i32::from(high & mask > threshold);
-    scaled.saturating_add(zero).clamp(lo, hi) as i8
+    (high >> right) + i32::from(high & mask > threshold)
+}
+
+/// TFLite's int8 `AddElementwise` over two operands of one shape: each value plus its offset,
+/// shifted left by `left_shift` and scaled by its multiplier, the two summed and requantized by
+/// `output` (one multiplier). Picks the AVX2 build on x86-64 where the CPU has it.
+pub fn add(
+    (a, b): (&[i8], &[i8]),
+    offsets: (i32, i32),
+    multipliers: (QuantizedMultiplier, QuantizedMultiplier),
+    left_shift: u32,
+    output: &Requantize,
+    out: &mut [i8],
+) {
+    #[inline(always)]
+    fn run(
+        (a, b): (&[i8], &[i8]),
+        (oa, ob): (i32, i32),
+        (ma, mb): (QuantizedMultiplier, QuantizedMultiplier),
+        left_shift: u32,
+        r: &Requantize,
+        out: &mut [i8],
+    ) {
+        let m = r.multipliers[0];
+        for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+            let a = scale((a as i32 + oa) << left_shift, ma);
+            let b = scale((b as i32 + ob) << left_shift, mb);
+            *o = requantize_one(a.wrapping_add(b), m, r.zero_point, r.clamp);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn run_avx2(
+        inputs: (&[i8], &[i8]),
+        offsets: (i32, i32),
+        multipliers: (QuantizedMultiplier, QuantizedMultiplier),
+        left_shift: u32,
+        r: &Requantize,
+        out: &mut [i8],
+    ) {
+        run(inputs, offsets, multipliers, left_shift, r, out)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: `run_avx2` needs nothing but AVX2, which the CPU has just reported.
+        return unsafe { run_avx2((a, b), offsets, multipliers, left_shift, output, out) };
+    }
+    run((a, b), offsets, multipliers, left_shift, output, out)
 }
 
 #[cfg(test)]

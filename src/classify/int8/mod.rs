@@ -501,7 +501,7 @@ impl Int8Graph {
                     let weights = if depthwise {
                         weights
                     } else {
-                        ops::taps_inputs_outputs(&weights, o, kh * kw, i)
+                        kernels::pack_full(&weights, o, kh * kw, i)
                     };
                     let bias = reader.bias(ins.get(2).copied().unwrap_or(-1), out_channels)?;
                     let conv = Conv {

@@ -10,7 +10,7 @@ use tract_tflite::internal::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 use tract_tflite::internal::*;
 
 use super::fixed::QuantizedMultiplier;
-use super::kernels::{convolve, Filter, Geometry};
+use super::kernels::{add, convolve, packed_full_len, Filter, Geometry};
 
 /// How a window meets the border: TFLite's `SAME` (output `ceil(in / stride)`, zero-point padding
 /// split with the smaller half before) or `VALID` (no padding).
@@ -127,8 +127,8 @@ pub struct Conv {
     pub in_channels: usize,
     /// Output channels.
     pub out_channels: usize,
-    /// The weights widened to i16: `[tap][input channel][output channel]` for a convolution
-    /// (TFLite's OHWI goes through [`taps_inputs_outputs`]), HWC for a depthwise one.
+    /// The weights widened to i16: for a convolution as [`pack_full`](super::kernels::pack_full) orders them (TFLite's OHWI
+    /// goes through it), HWC for a depthwise one.
     pub weights: Vec<i16>,
     /// One int32 bias per output channel (scale: input scale times the channel's weight scale).
     pub bias: Vec<i32>,
@@ -149,7 +149,9 @@ impl Conv {
         padded: &mut Vec<i16>,
     ) {
         padded.clear();
-        padded.resize(ph * pw * c, 0);
+        // One spare value at the end: the second of the last pixel's last input pair when the
+        // channel count is odd (its weight is 0).
+        padded.resize(ph * pw * c + 1, 0);
         for py in 0..ph {
             let Some(iy) = py.checked_sub(top).filter(|&y| y < h) else {
                 continue;
@@ -213,7 +215,12 @@ impl EvalOp for Conv {
             requantize: &self.requantize,
         };
         ensure!(
-            self.weights.len() == kh * kw * c * if self.depthwise { 1 } else { oc }
+            self.weights.len()
+                == if self.depthwise {
+                    kh * kw * c
+                } else {
+                    packed_full_len(oc, kh * kw, c)
+                }
                 && self.bias.len() == oc
                 && (self.requantize.multipliers.len() == 1
                     || self.requantize.multipliers.len() == oc),
@@ -230,18 +237,6 @@ impl EvalOp for Conv {
             })
         })
     }
-}
-
-/// TFLite's OHWI convolution weights (`outputs` filters of `taps` x `inputs` values) reordered
-/// as `[tap][input][output]`, the order [`kernels`](super::kernels) reads them in.
-pub fn taps_inputs_outputs(ohwi: &[i16], outputs: usize, taps: usize, inputs: usize) -> Vec<i16> {
-    let mut out = vec![0; ohwi.len()];
-    for (o, filter) in ohwi.chunks_exact(taps * inputs).enumerate().take(outputs) {
-        for (k, &w) in filter.iter().enumerate() {
-            out[k * outputs + o] = w;
-        }
-    }
-    out
 }
 
 impl TypedOp for Conv {
@@ -364,18 +359,20 @@ impl EvalOp for Add {
         let (a, shape) = input_i8(&inputs[0])?;
         let (b, other) = input_i8(&inputs[1])?;
         ensure!(shape == other, "ADD of shapes {shape:?} and {other:?}");
+        ensure!(
+            self.output.multipliers.len() == 1,
+            "ADD has {} output multipliers, 1 expected",
+            self.output.multipliers.len()
+        );
         output_i8(shape, |out| {
-            for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
-                let a = self
-                    .inputs
-                    .0
-                    .apply((a as i32 + self.offsets.0) << ADD_LEFT_SHIFT);
-                let b = self
-                    .inputs
-                    .1
-                    .apply((b as i32 + self.offsets.1) << ADD_LEFT_SHIFT);
-                *o = self.output.apply(0, a.wrapping_add(b));
-            }
+            add(
+                (a, b),
+                self.offsets,
+                self.inputs,
+                ADD_LEFT_SHIFT as u32,
+                &self.output,
+                out,
+            )
         })
     }
 }
