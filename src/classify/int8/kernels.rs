@@ -397,6 +397,100 @@ pub fn add(
 mod tests {
     use super::*;
 
+    /// A small xorshift for test data.
+    fn noise(seed: &mut u32) -> u32 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 17;
+        *seed ^= *seed << 5;
+        *seed
+    }
+
+    /// Full convolutions, odd and even channel counts, output counts on and off the AVX2 tiles,
+    /// strides 1 and 2: every build of the kernels (the portable one and, where the CPU has it,
+    /// AVX2) gives the sums of the textbook loop over TFLite's OHWI weights, requantized.
+    #[test]
+    fn full_convolutions_equal_the_textbook_loop() {
+        let mut seed = 99;
+        for (c, o, k, stride) in [(1, 8, 3, 1), (6, 16, 3, 2), (5, 24, 1, 1), (4, 7, 3, 1)] {
+            let (ph, pw) = (9, 11);
+            let (oh, ow) = ((ph - k) / stride + 1, (pw - k) / stride + 1);
+            let mut padded: Vec<i16> = (0..ph * pw * c)
+                .map(|_| (noise(&mut seed) % 511) as i16 - 255)
+                .collect();
+            padded.push(0);
+            let ohwi: Vec<i16> = (0..o * k * k * c)
+                .map(|_| (noise(&mut seed) % 255) as i16 - 127)
+                .collect();
+            let bias: Vec<i32> = (0..o).map(|_| noise(&mut seed) as i32 >> 16).collect();
+            let r = Requantize {
+                multipliers: (0..o)
+                    .map(|j| QuantizedMultiplier::new(0.0007 * (j + 1) as f64))
+                    .collect(),
+                zero_point: -3,
+                clamp: (-128, 127),
+            };
+            let g = Geometry {
+                padded_width: pw,
+                channels: c,
+                outputs: o,
+                out_size: (oh, ow),
+                kernel: (k, k),
+                stride: (stride, stride),
+            };
+            let weights = pack_full(&ohwi, o, k * k, c);
+            assert_eq!(weights.len(), packed_full_len(o, k * k, c));
+            let f = Filter {
+                weights: &weights,
+                bias: &bias,
+                depthwise: false,
+                requantize: &r,
+            };
+            let mut want = vec![0i8; oh * ow * o];
+            for (n, w) in want.iter_mut().enumerate() {
+                let (y, x, j) = (n / (ow * o), n / o % ow, n % o);
+                let mut sum = bias[j];
+                for ky in 0..k {
+                    for kx in 0..k {
+                        for i in 0..c {
+                            let v = padded[((y * stride + ky) * pw + x * stride + kx) * c + i];
+                            sum += v as i32 * ohwi[((j * k + ky) * k + kx) * c + i] as i32;
+                        }
+                    }
+                }
+                *w = r.apply(j, sum);
+            }
+            let mut acc = Vec::new();
+            let (mut any, mut picked) = (vec![0i8; want.len()], vec![0i8; want.len()]);
+            convolve_any(&padded, &g, &f, &mut acc, &mut any);
+            convolve(&padded, &g, &f, &mut acc, &mut picked);
+            assert_eq!(any, want, "portable, {c} -> {o}, {k}x{k} stride {stride}");
+            assert_eq!(picked, want, "picked, {c} -> {o}, {k}x{k} stride {stride}");
+        }
+    }
+
+    /// ADD's row equals the scalar TFLite arithmetic, value for value.
+    #[test]
+    fn add_equals_the_scalar_addition() {
+        let mut seed = 7;
+        let a: Vec<i8> = (0..1000).map(|_| noise(&mut seed) as i8).collect();
+        let b: Vec<i8> = (0..1000).map(|_| noise(&mut seed) as i8).collect();
+        let ms = (
+            QuantizedMultiplier::new(0.31),
+            QuantizedMultiplier::new(0.5),
+        );
+        let r = Requantize {
+            multipliers: vec![QuantizedMultiplier::new(1.7e-6)],
+            zero_point: 5,
+            clamp: (-128, 127),
+        };
+        let mut out = vec![0i8; a.len()];
+        add((&a, &b), (12, -4), ms, 20, &r, &mut out);
+        for ((&o, &a), &b) in out.iter().zip(&a).zip(&b) {
+            let sum = ms.0.apply((a as i32 + 12) << 20) + ms.1.apply((b as i32 - 4) << 20);
+            assert_eq!(o, r.apply(0, sum), "{a} + {b}");
+        }
+    }
+
     /// The branch-free requantization equals the scalar one, value for value, over multipliers
     /// of every shift and sums from the extremes through the small ones a layer makes.
     #[test]
