@@ -57,17 +57,27 @@ pub fn convolve(padded: &[i16], g: &Geometry, f: &Filter, acc: &mut Vec<i32>, ou
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn convolve_avx2(padded: &[i16], g: &Geometry, f: &Filter, acc: &mut Vec<i32>, out: &mut [i8]) {
-    // A closure here has the function's target features, so it may call the AVX2 row.
+    // A closure here has the function's target features, so it may call the AVX2 rows.
     convolve_rows(padded, g, f, acc, out, |padded, g, f, oy, acc| {
-        full_row_avx2(padded, g, f, oy, acc)
+        if f.depthwise {
+            depthwise_row_avx2(padded, g, f, oy, acc)
+        } else {
+            full_row_avx2(padded, g, f, oy, acc)
+        }
     })
 }
 
 fn convolve_any(padded: &[i16], g: &Geometry, f: &Filter, acc: &mut Vec<i32>, out: &mut [i8]) {
-    convolve_rows(padded, g, f, acc, out, full_row)
+    convolve_rows(padded, g, f, acc, out, |padded, g, f, oy, acc| {
+        if f.depthwise {
+            depthwise_row(padded, g, f, oy, acc)
+        } else {
+            full_row(padded, g, f, oy, acc)
+        }
+    })
 }
 
-/// The rows of one convolution, a full one's rows made by `full`.
+/// The rows of one convolution, each row's sums made by `sums`, then requantized.
 #[inline(always)]
 fn convolve_rows(
     padded: &[i16],
@@ -75,18 +85,14 @@ fn convolve_rows(
     f: &Filter,
     acc: &mut Vec<i32>,
     out: &mut [i8],
-    full: impl Fn(&[i16], &Geometry, &Filter, usize, &mut [i32]),
+    sums: impl Fn(&[i16], &Geometry, &Filter, usize, &mut [i32]),
 ) {
     let (oh, ow) = g.out_size;
     let row = ow * g.outputs;
     acc.clear();
     acc.resize(row, 0);
     for (oy, out_row) in out.chunks_exact_mut(row).take(oh).enumerate() {
-        if f.depthwise {
-            depthwise_row(padded, g, f, oy, acc);
-        } else {
-            full(padded, g, f, oy, acc);
-        }
+        sums(padded, g, f, oy, acc);
         requantize_row(f.requantize, acc, g.outputs, out_row);
     }
 }
@@ -97,21 +103,85 @@ fn at(g: &Geometry, y: usize, x: usize) -> usize {
     (y * g.padded_width + x) * g.channels
 }
 
+/// The kernel taps of one output pixel: for each, the index of its first input value in the
+/// padded image and its `len` weights. A struct rather than a closure-made iterator, so that it
+/// compiles inside whichever build (portable or AVX2) uses it.
+struct Taps<'a> {
+    g: &'a Geometry,
+    weights: &'a [i16],
+    len: usize,
+    top_left: (usize, usize),
+    tap: usize,
+}
+
+impl<'a> Taps<'a> {
+    /// The taps of output pixel `(oy, ox)`, `len` weights each.
+    #[inline(always)]
+    fn new(g: &'a Geometry, weights: &'a [i16], len: usize, (oy, ox): (usize, usize)) -> Self {
+        let top_left = (oy * g.stride.0, ox * g.stride.1);
+        Self {
+            g,
+            weights,
+            len,
+            top_left,
+            tap: 0,
+        }
+    }
+}
+
+impl<'a> Iterator for Taps<'a> {
+    type Item = (usize, &'a [i16]);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        let (kh, kw) = self.g.kernel;
+        if self.tap == kh * kw {
+            return None;
+        }
+        let (y, x) = self.top_left;
+        let first = at(self.g, y + self.tap / kw, x + self.tap % kw);
+        let weights = &self.weights[self.tap * self.len..][..self.len];
+        self.tap += 1;
+        Some((first, weights))
+    }
+}
+
 #[inline(always)]
 fn depthwise_row(padded: &[i16], g: &Geometry, f: &Filter, oy: usize, acc: &mut [i32]) {
     let c = g.channels;
-    let (kh, kw) = g.kernel;
-    let (sh, sw) = g.stride;
     for (ox, sums) in acc.chunks_exact_mut(c).enumerate() {
         sums.copy_from_slice(f.bias);
-        for ky in 0..kh {
-            for kx in 0..kw {
-                let x = &padded[at(g, oy * sh + ky, ox * sw + kx)..][..c];
-                let k = &f.weights[(ky * kw + kx) * c..][..c];
-                for ((s, &x), &k) in sums.iter_mut().zip(x).zip(k) {
-                    *s = s.wrapping_add(x as i32 * k as i32);
-                }
+        for (first, k) in Taps::new(g, f.weights, c, (oy, ox)) {
+            let x = &padded[first..][..c];
+            for ((s, &x), &k) in sums.iter_mut().zip(x).zip(k) {
+                *s = s.wrapping_add(x as i32 * k as i32);
             }
+        }
+    }
+}
+
+/// [`depthwise_row`] with AVX2: 8 channels of one pixel held in a register over every tap, for
+/// channel counts that are a multiple of 8 (the others go to [`depthwise_row`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn depthwise_row_avx2(padded: &[i16], g: &Geometry, f: &Filter, oy: usize, acc: &mut [i32]) {
+    use std::arch::x86_64::*;
+    let c = g.channels;
+    if c % 8 != 0 {
+        return depthwise_row(padded, g, f, oy, acc);
+    }
+    // Each load and store goes through a bounds-checked slice of exactly the 8 values (16 or 32
+    // bytes) it reads or writes; loadu/storeu need no alignment.
+    let widen =
+        |s: &[i16]| _mm256_cvtepi16_epi32(unsafe { _mm_loadu_si128(s[..8].as_ptr().cast()) });
+    for (ox, sums) in acc.chunks_exact_mut(c).enumerate() {
+        for ch in (0..c).step_by(8) {
+            let mut s = unsafe { _mm256_loadu_si256(f.bias[ch..][..8].as_ptr().cast()) };
+            for (first, k) in Taps::new(g, f.weights, c, (oy, ox)) {
+                let x = widen(&padded[first + ch..]);
+                s = _mm256_add_epi32(s, _mm256_mullo_epi32(x, widen(&k[ch..])));
+            }
+            unsafe { _mm256_storeu_si256(sums[ch..][..8].as_mut_ptr().cast(), s) };
         }
     }
 }
@@ -149,8 +219,7 @@ fn pair(padded: &[i16], first: usize, j: usize) -> (i32, i32) {
 #[inline(always)]
 fn full_row(padded: &[i16], g: &Geometry, f: &Filter, oy: usize, acc: &mut [i32]) {
     let (o, c) = (g.outputs, g.channels);
-    let (kh, kw) = g.kernel;
-    let (sh, sw) = g.stride;
+    let sw = g.stride.1;
     let pairs = c.div_ceil(2);
     let step = sw * c;
     let mut blocks = acc.chunks_exact_mut(BLOCK * o);
@@ -164,24 +233,19 @@ fn full_row(padded: &[i16], g: &Geometry, f: &Filter, oy: usize, acc: &mut [i32]
         for s in [&mut *s0, &mut *s1, &mut *s2, &mut *s3] {
             s.copy_from_slice(f.bias);
         }
-        for ky in 0..kh {
-            for kx in 0..kw {
-                let tap = ky * kw + kx;
-                let first = at(g, oy * sh + ky, ox * sw + kx);
-                let rows = f.weights[tap * pairs * o * 2..][..pairs * o * 2].chunks_exact(o * 2);
-                for (j, w) in rows.enumerate() {
-                    let (x0, y0) = pair(padded, first, j);
-                    let (x1, y1) = pair(padded, first + step, j);
-                    let (x2, y2) = pair(padded, first + 2 * step, j);
-                    let (x3, y3) = pair(padded, first + 3 * step, j);
-                    let lanes = s0.iter_mut().zip(&mut *s1).zip(&mut *s2).zip(&mut *s3);
-                    for ((((a0, a1), a2), a3), w) in lanes.zip(w.chunks_exact(2)) {
-                        let (u, v) = (w[0] as i32, w[1] as i32);
-                        *a0 = a0.wrapping_add(x0 * u + y0 * v);
-                        *a1 = a1.wrapping_add(x1 * u + y1 * v);
-                        *a2 = a2.wrapping_add(x2 * u + y2 * v);
-                        *a3 = a3.wrapping_add(x3 * u + y3 * v);
-                    }
+        for (first, rows) in Taps::new(g, f.weights, pairs * o * 2, (oy, ox)) {
+            for (j, w) in rows.chunks_exact(o * 2).enumerate() {
+                let (x0, y0) = pair(padded, first, j);
+                let (x1, y1) = pair(padded, first + step, j);
+                let (x2, y2) = pair(padded, first + 2 * step, j);
+                let (x3, y3) = pair(padded, first + 3 * step, j);
+                let lanes = s0.iter_mut().zip(&mut *s1).zip(&mut *s2).zip(&mut *s3);
+                for ((((a0, a1), a2), a3), w) in lanes.zip(w.chunks_exact(2)) {
+                    let (u, v) = (w[0] as i32, w[1] as i32);
+                    *a0 = a0.wrapping_add(x0 * u + y0 * v);
+                    *a1 = a1.wrapping_add(x1 * u + y1 * v);
+                    *a2 = a2.wrapping_add(x2 * u + y2 * v);
+                    *a3 = a3.wrapping_add(x3 * u + y3 * v);
                 }
             }
         }
@@ -197,19 +261,12 @@ fn full_row(padded: &[i16], g: &Geometry, f: &Filter, oy: usize, acc: &mut [i32]
 #[inline(always)]
 fn full_pixel(padded: &[i16], g: &Geometry, f: &Filter, oy: usize, ox: usize, sums: &mut [i32]) {
     let (o, pairs) = (g.outputs, g.channels.div_ceil(2));
-    let (kh, kw) = g.kernel;
-    let (sh, sw) = g.stride;
     sums.copy_from_slice(f.bias);
-    for ky in 0..kh {
-        for kx in 0..kw {
-            let tap = ky * kw + kx;
-            let first = at(g, oy * sh + ky, ox * sw + kx);
-            let rows = f.weights[tap * pairs * o * 2..][..pairs * o * 2].chunks_exact(o * 2);
-            for (j, w) in rows.enumerate() {
-                let (x, y) = pair(padded, first, j);
-                for (s, w) in sums.iter_mut().zip(w.chunks_exact(2)) {
-                    *s = s.wrapping_add(x * w[0] as i32 + y * w[1] as i32);
-                }
+    for (first, rows) in Taps::new(g, f.weights, pairs * o * 2, (oy, ox)) {
+        for (j, w) in rows.chunks_exact(o * 2).enumerate() {
+            let (x, y) = pair(padded, first, j);
+            for (s, w) in sums.iter_mut().zip(w.chunks_exact(2)) {
+                *s = s.wrapping_add(x * w[0] as i32 + y * w[1] as i32);
             }
         }
     }
@@ -240,8 +297,7 @@ fn full_row_tiles<const V: usize>(
 ) {
     use std::arch::x86_64::*;
     let (o, c) = (g.outputs, g.channels);
-    let (kh, kw) = g.kernel;
-    let (sh, sw) = g.stride;
+    let sw = g.stride.1;
     let pairs = c.div_ceil(2);
     let step = sw * c;
     // Every load and store below goes through a bounds-checked slice of exactly the width read
@@ -263,21 +319,16 @@ fn full_row_tiles<const V: usize>(
                     *s = load32(&f.bias[oc + 8 * v..]);
                 }
             }
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    let tap = ky * kw + kx;
-                    let first = at(g, oy * sh + ky, ox * sw + kx);
-                    let taps = &f.weights[tap * pairs * o * 2..][..pairs * o * 2];
-                    for j in 0..pairs {
-                        let mut w = [_mm256_setzero_si256(); V];
-                        for (v, w) in w.iter_mut().enumerate() {
-                            *w = load(&taps[(j * o + oc + 8 * v) * 2..]);
-                        }
-                        for (p, px) in sums.iter_mut().enumerate() {
-                            let x = broadcast(first + p * step, j);
-                            for (s, &w) in px.iter_mut().zip(&w) {
-                                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(x, w));
-                            }
+            for (first, rows) in Taps::new(g, f.weights, pairs * o * 2, (oy, ox)) {
+                for j in 0..pairs {
+                    let mut w = [_mm256_setzero_si256(); V];
+                    for (v, w) in w.iter_mut().enumerate() {
+                        *w = load(&rows[(j * o + oc + 8 * v) * 2..]);
+                    }
+                    for (p, px) in sums.iter_mut().enumerate() {
+                        let x = broadcast(first + p * step, j);
+                        for (s, &w) in px.iter_mut().zip(&w) {
+                            *s = _mm256_add_epi32(*s, _mm256_madd_epi16(x, w));
                         }
                     }
                 }
@@ -405,6 +456,16 @@ mod tests {
         *seed
     }
 
+    /// The portable build and the one [`convolve`] picks on this CPU both give `want`.
+    fn assert_both_builds_give(padded: &[i16], g: &Geometry, f: &Filter, want: &[i8], what: &str) {
+        let mut acc = Vec::new();
+        let (mut any, mut picked) = (vec![0i8; want.len()], vec![0i8; want.len()]);
+        convolve_any(padded, g, f, &mut acc, &mut any);
+        convolve(padded, g, f, &mut acc, &mut picked);
+        assert_eq!(any, want, "portable build, {what}");
+        assert_eq!(picked, want, "picked build, {what}");
+    }
+
     /// Full convolutions, odd and even channel counts, output counts on and off the AVX2 tiles,
     /// strides 1 and 2: every build of the kernels (the portable one and, where the CPU has it,
     /// AVX2) gives the sums of the textbook loop over TFLite's OHWI weights, requantized.
@@ -459,12 +520,62 @@ mod tests {
                 }
                 *w = r.apply(j, sum);
             }
-            let mut acc = Vec::new();
-            let (mut any, mut picked) = (vec![0i8; want.len()], vec![0i8; want.len()]);
-            convolve_any(&padded, &g, &f, &mut acc, &mut any);
-            convolve(&padded, &g, &f, &mut acc, &mut picked);
-            assert_eq!(any, want, "portable, {c} -> {o}, {k}x{k} stride {stride}");
-            assert_eq!(picked, want, "picked, {c} -> {o}, {k}x{k} stride {stride}");
+            let what = format!("{c} -> {o}, {k}x{k} stride {stride}");
+            assert_both_builds_give(&padded, &g, &f, &want, &what);
+        }
+    }
+
+    /// Depthwise convolutions, channel counts on and off the AVX2 path: every build gives the
+    /// textbook sums, requantized.
+    #[test]
+    fn depthwise_convolutions_equal_the_textbook_loop() {
+        let mut seed = 5;
+        for (c, k, stride) in [(16, 3, 1), (8, 3, 2), (5, 3, 1)] {
+            let (ph, pw) = (8, 10);
+            let (oh, ow) = ((ph - k) / stride + 1, (pw - k) / stride + 1);
+            let mut padded: Vec<i16> = (0..ph * pw * c)
+                .map(|_| (noise(&mut seed) % 511) as i16 - 255)
+                .collect();
+            padded.push(0);
+            let weights: Vec<i16> = (0..k * k * c)
+                .map(|_| (noise(&mut seed) % 255) as i16 - 127)
+                .collect();
+            let bias: Vec<i32> = (0..c).map(|_| noise(&mut seed) as i32 >> 18).collect();
+            let r = Requantize {
+                multipliers: (0..c)
+                    .map(|j| QuantizedMultiplier::new(0.002 * (j + 1) as f64))
+                    .collect(),
+                zero_point: 4,
+                clamp: (-128, 127),
+            };
+            let g = Geometry {
+                padded_width: pw,
+                channels: c,
+                outputs: c,
+                out_size: (oh, ow),
+                kernel: (k, k),
+                stride: (stride, stride),
+            };
+            let f = Filter {
+                weights: &weights,
+                bias: &bias,
+                depthwise: true,
+                requantize: &r,
+            };
+            let mut want = vec![0i8; oh * ow * c];
+            for (n, w) in want.iter_mut().enumerate() {
+                let (y, x, j) = (n / (ow * c), n / c % ow, n % c);
+                let mut sum = bias[j];
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let v = padded[((y * stride + ky) * pw + x * stride + kx) * c + j];
+                        sum += v as i32 * weights[(ky * k + kx) * c + j] as i32;
+                    }
+                }
+                *w = r.apply(j, sum);
+            }
+            let what = format!("depthwise {c}, {k}x{k} stride {stride}");
+            assert_both_builds_give(&padded, &g, &f, &want, &what);
         }
     }
 
