@@ -192,7 +192,7 @@ fn depthwise_row_avx2(padded: &[i16], g: &Geometry, f: &Filter, oy: usize, acc: 
 /// pair of weights is one `vpmaddwd` lane on x86-64.
 pub fn pack_full(ohwi: &[i16], outputs: usize, taps: usize, inputs: usize) -> Vec<i16> {
     let pairs = inputs.div_ceil(2);
-    let mut out = vec![0; taps * pairs * outputs * 2];
+    let mut out = vec![0; packed_full_len(outputs, taps, inputs)];
     for (o, filter) in ohwi.chunks_exact(taps * inputs).enumerate().take(outputs) {
         for (t, tap) in filter.chunks_exact(inputs).enumerate() {
             for (i, &w) in tap.iter().enumerate() {
